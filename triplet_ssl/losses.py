@@ -4,11 +4,13 @@
 
 # %% ../nbs/00_losses.ipynb 3
 from __future__ import annotations
+import math
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['deputy_band', 'pairwise_distance', 'truncated_triplet_loss']
+__all__ = ['deputy_band', 'pairwise_distance', 'gather_negatives', 'truncated_triplet_loss']
 
 # %% ../nbs/00_losses.ipynb
 def deputy_band(deputy, n_neg: int) -> tuple[int, int]:
@@ -17,11 +19,18 @@ def deputy_band(deputy, n_neg: int) -> tuple[int, int]:
     if deputy == 'hardest': lo = hi = 1
     elif deputy == 'median': lo = hi = (n_neg - 1) // 2 + 1
     elif isinstance(deputy, int) and not isinstance(deputy, bool): lo = hi = deputy
+    elif isinstance(deputy, float):
+        if not 0 < deputy < 1:
+            raise ValueError(f"Quantile deputy {deputy!r} is outside (0, 1): use e.g. 0.5 for the median, "
+                             "or an int rank k >= 1 for a fixed rank.")
+        # float64 position, as torch.quantile computes it for float64 input (float32 can land one rank lower).
+        lo = hi = math.floor(deputy * (n_neg - 1)) + 1
     elif (isinstance(deputy, tuple) and len(deputy) == 2
           and all(isinstance(r, int) and not isinstance(r, bool) for r in deputy)): lo, hi = deputy
     else:
         raise ValueError(f"Unknown deputy {deputy!r}: use 'median', 'hardest', an int rank k >= 1 "
-                         "(1 = most similar negative), or an inclusive rank band (lo, hi) such as (2, 10).")
+                         "(1 = most similar negative), a float quantile q in (0, 1), "
+                         "or an inclusive rank band (lo, hi) such as (2, 10).")
     if not 1 <= lo <= hi:
         raise ValueError(f"deputy {deputy!r} gives the rank band ({lo}, {hi}); ranks are 1-based and need 1 <= lo <= hi.")
     if hi > n_neg:
@@ -36,18 +45,52 @@ def pairwise_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -2 * F.normalize(pred.float(), dim=1) @ F.normalize(target.float(), dim=1).T
 
 # %% ../nbs/00_losses.ipynb
+class _GatherRows(torch.autograd.Function):
+    "all_gather along dim 0; the backward sums the gradients of every process for this process's rows."
+    @staticmethod
+    def forward(ctx, x):
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        n = grad.shape[0] // dist.get_world_size()
+        return grad[dist.get_rank() * n:(dist.get_rank() + 1) * n]
+
+# %% ../nbs/00_losses.ipynb
+def gather_negatives(target: torch.Tensor, negatives: str = 'local') -> tuple[torch.Tensor, int]:
+    "The targets the local rows are ranked against, and the column of local row 0's positive among them."
+    if negatives not in ('local', 'global'):
+        raise ValueError(f"Unknown negatives {negatives!r}: use 'local' (each process mines its own batch, "
+                         "as in the paper) or 'global' (targets gathered from every process).")
+    if negatives == 'local' or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return target, 0
+    return _GatherRows.apply(target), dist.get_rank() * target.shape[0]
+
+# %% ../nbs/00_losses.ipynb
 def truncated_triplet_loss(pred: torch.Tensor, target: torch.Tensor, *, deputy=(2, 10),
-                           gamma: float = 2.0, margin: float = 100.0) -> torch.Tensor:
+                           gamma: float = 2.0, margin: float = 100.0, negatives: str = 'local',
+                           return_stats: bool = False):
     "Mean over rows of max(0, gamma*d_ap - d_an + margin); row i of `target` is the positive of row i of `pred`, the others its negatives."
     if pred.ndim != 2 or pred.shape != target.shape:
         raise ValueError(f"pred and target must both be (n, d) with the same shape; got {tuple(pred.shape)} and {tuple(target.shape)}.")
-    n = pred.shape[0]
-    lo, hi = deputy_band(deputy, n - 1)
     # Computed in float32 even under autocast: with margin 100, bf16 would leave the loss a resolution of 1.
     with torch.autocast(pred.device.type, enabled=False):
+        target, offset = gather_negatives(target, negatives)
+        n, m = pred.shape[0], target.shape[0]
+        lo, hi = deputy_band(deputy, m - 1)
         d = pairwise_distance(pred, target)
-        d_ap = d.diagonal()
-        eye = torch.eye(n, dtype=torch.bool, device=d.device)
-        nearest = d.masked_fill(eye, float('inf')).topk(hi, dim=1, largest=False, sorted=True).values
+        d_ap = d.diagonal(offset)
+        positive = torch.zeros(n, m, dtype=torch.bool, device=d.device)
+        positive.diagonal(offset).fill_(True)
+        nearest = d.masked_fill(positive, float('inf')).topk(hi, dim=1, largest=False, sorted=True).values
         d_an = nearest[:, lo - 1:].mean(dim=1)
-        return F.relu(gamma * d_ap - d_an + margin).mean()
+        hinge = F.relu(gamma * d_ap - d_an + margin)
+        loss = hinge.mean()
+    if not return_stats: return loss
+    stats = {'positive_similarity': -d_ap.detach().mean() / 2, 'deputy_similarity': -d_an.detach().mean() / 2,
+             'active_fraction': (hinge.detach() > 0).float().mean()}
+    return loss, stats
