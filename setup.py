@@ -8,7 +8,9 @@ cfg = cfg['DEFAULT']
 
 setup(
     name=cfg['lib_name'], version=cfg['version'], description=cfg['description'],
-    author=cfg['author'], license='Apache-2.0', python_requires=f">={cfg['min_python']}",
+    author=cfg['author'], author_email=cfg['author_email'], license='Apache-2.0',
+    keywords=cfg['keywords'].split(), url=cfg['git_url'], project_urls={'Source': cfg['git_url']}, scripts=[],
+    classifiers=['Programming Language :: Python :: 3', 'Topic :: Scientific/Engineering :: Artificial Intelligence'], python_requires=f">={cfg['min_python']}",
     packages=find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True, zip_safe=False,
     install_requires=cfg.get('requirements', '').split(),
