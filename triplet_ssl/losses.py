@@ -82,12 +82,14 @@ def truncated_triplet_loss(pred: torch.Tensor, target: torch.Tensor, *, deputy=(
         target, offset = gather_negatives(target, negatives)
         n, m = pred.shape[0], target.shape[0]
         lo, hi = deputy_band(deputy, m - 1)
-        d = pairwise_distance(pred, target)
-        d_ap = d.diagonal(offset)
-        positive = torch.zeros(n, m, dtype=torch.bool, device=d.device)
-        positive.diagonal(offset).fill_(True)
-        nearest = d.masked_fill(positive, float('inf')).topk(hi, dim=1, largest=False, sorted=True).values
-        d_an = nearest[:, lo - 1:].mean(dim=1)
+        p, t = F.normalize(pred.float(), dim=1), F.normalize(target.float(), dim=1)
+        with torch.no_grad():   # the ranking only picks columns; the gradient flows through the picked entries below
+            d = -2 * p @ t.T
+            d.diagonal(offset).fill_(float('inf'))
+            if lo == hi: band = d.kthvalue(lo, dim=1, keepdim=True).indices
+            else: band = d.topk(hi, dim=1, largest=False, sorted=True).indices[:, lo - 1:]
+        d_ap = -2 * (p * t[offset:offset + n]).sum(dim=1)
+        d_an = -2 * (p * F.embedding_bag(band, t, mode='mean')).sum(dim=1)
         hinge = F.relu(gamma * d_ap - d_an + margin)
         loss = hinge.mean()
     if not return_stats: return loss
