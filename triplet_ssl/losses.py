@@ -84,10 +84,10 @@ def truncated_triplet_loss(pred: torch.Tensor, target: torch.Tensor, *, deputy=(
         lo, hi = deputy_band(deputy, m - 1)
         p, t = F.normalize(pred.float(), dim=1), F.normalize(target.float(), dim=1)
         with torch.no_grad():   # the ranking only picks columns; the gradient flows through the picked entries below
-            d = -2 * p @ t.T
-            d.diagonal(offset).fill_(float('inf'))
-            if lo == hi: band = d.kthvalue(lo, dim=1, keepdim=True).indices
-            else: band = d.topk(hi, dim=1, largest=False, sorted=True).indices[:, lo - 1:]
+            sim = p @ t.T   # ranking by similarity, most similar first, is ranking d = -2 sim ascending
+            sim.diagonal(offset).fill_(-float('inf'))   # the positive is no negative: last of the row's m entries
+            if lo == hi: band = sim.kthvalue(m + 1 - lo, dim=1, keepdim=True).indices
+            else: band = sim.topk(hi, dim=1, sorted=True).indices[:, lo - 1:]
         d_ap = -2 * (p * t[offset:offset + n]).sum(dim=1)
         d_an = -2 * (p * F.embedding_bag(band, t, mode='mean')).sum(dim=1)
         hinge = F.relu(gamma * d_ap - d_an + margin)
