@@ -1,0 +1,54 @@
+# Everything a fresh clone needs: `make demo` (the pretraining demo) and `make test` (all tests).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONSTRAINTS ?= constraints.txt
+RUN ?= runs/demo
+DEMO_PARAMS ?=
+
+.PHONY: setup data demo test export readme lab clean
+
+# Virtual env with the package (editable) and the dev tools; redone when the requirements change.
+$(VENV)/.installed: settings.ini setup.py $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Fashion-MNIST from Debian's package where apt is usable; otherwise the bundled sample in data/ is used.
+data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	  || echo "apt-get could not install dataset-fashion-mnist: using the bundled sample in data/"; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	  || echo "apt-get could not install dataset-fashion-mnist: using the bundled sample in data/"; \
+	else echo "No apt: the demo uses the bundled Fashion-MNIST sample in data/ (or pass DEMO_PARAMS='-p data_dir /your/root')"; fi
+
+# The pretraining experiment notebook, run headlessly; the run folder gets the executed notebook,
+# metrics.jsonl, TensorBoard logs, curves.png and the checkpoint.
+demo: setup data
+	mkdir -p $(RUN)
+	$(VENV)/bin/papermill nbs/experiments/pretrain.ipynb $(RUN)/pretrain.ipynb -f configs/cpu_demo.yaml -p out_dir $(RUN) $(DEMO_PARAMS)
+	@echo "Run folder: $(RUN) (metrics.jsonl, curves.png, pretrain.ipynb, checkpoint.pt)"
+
+# Export in sync, every library notebook's tests (nbdev_test), and the pytest suite, in one pytest run.
+test: setup data
+	$(PY) -m pytest tests -v -p no:cacheprovider
+
+export: setup
+	$(VENV)/bin/nbdev_export
+
+# README.md is generated from nbs/index.ipynb.
+readme: setup
+	$(PY) -m triplet_ssl.readme
+
+lab: setup
+	$(VENV)/bin/jupyter lab nbs
+
+clean:
+	rm -rf runs build dist *.egg-info
