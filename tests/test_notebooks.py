@@ -28,3 +28,11 @@ def test_notebook(notebook):
     r = subprocess.run([BIN / 'nbdev_test', '--path', f'nbs/{notebook}'], cwd=REPO, capture_output=True, text=True,
                        env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
     assert r.returncode == 0 and 'Failed' not in r.stderr + r.stdout, r.stderr[-6000:] + r.stdout[-2000:]
+
+
+def test_readme_in_sync(tmp_path):
+    "README.md is generated from nbs/index.ipynb (`make readme`)."
+    subprocess.run([BIN / 'jupyter', 'nbconvert', '--log-level', 'WARN', '--to', 'markdown', 'nbs/index.ipynb',
+                    '--output-dir', str(tmp_path), '--output', 'README'], cwd=REPO, check=True, capture_output=True)
+    assert (tmp_path / 'README.md').read_text() == (REPO / 'README.md').read_text(), \
+        "README.md differs from nbs/index.ipynb: edit the notebook and run `make readme`."

@@ -167,14 +167,19 @@ def load_checkpoint(path, model: torch.nn.Module | None = None, arch: str | None
 
 # %% ../nbs/03_train.ipynb
 class MetricsLog:
-    "Append-only JSON lines, mirrored to TensorBoard when it is installed."
+    "Per-epoch rows in metrics.jsonl and per-step rows in steps.jsonl (JSON lines), mirrored to TensorBoard."
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir) / 'metrics.jsonl'
-        self.path.write_text('')
+        self.path.write_text(''); (Path(out_dir) / 'steps.jsonl').write_text('')
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(str(Path(out_dir) / 'tb'))
         except ImportError: self.tb = None
+    def log_step(self, step: int, **row):
+        "A per-step row, to steps.jsonl (and TensorBoard under step/)."
+        with (self.path.parent / 'steps.jsonl').open('a') as f: f.write(json.dumps(dict(step=step, **row)) + '\n')
+        if self.tb:
+            for k, v in row.items(): self.tb.add_scalar(f'step/{k}', v, step)
     def log(self, step: int, **row):
         with self.path.open('a') as f: f.write(json.dumps(dict(step=step, **row)) + '\n')
         if self.tb:
@@ -183,9 +188,9 @@ class MetricsLog:
     def close(self):
         if self.tb: self.tb.close()
 
-def read_metrics(out_dir) -> list[dict]:
-    "The rows of a run folder's metrics.jsonl."
-    return [json.loads(l) for l in (Path(out_dir) / 'metrics.jsonl').read_text().splitlines() if l.strip()]
+def read_metrics(out_dir, name: str = 'metrics') -> list[dict]:
+    "The rows of a run folder's metrics.jsonl (per epoch) or, with name='steps', steps.jsonl (every 10 steps)."
+    return [json.loads(l) for l in (Path(out_dir) / f'{name}.jsonl').read_text().splitlines() if l.strip()]
 
 # %% ../nbs/03_train.ipynb
 def _knn_eval(model, cfg, data, device, dtype) -> float:
@@ -242,7 +247,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
         epoch += 1
         loader_iter = loader
         bar = tqdm(loader_iter, desc=f'epoch {epoch}/{cfg.epochs}', total=min(steps_per_epoch, total_steps - step),
-                   disable=not progress, leave=False)
+                   disable=not progress, leave=False, mininterval=0.5 if sys.stderr.isatty() else 10)
         losses, t0 = [], time.time()
         for (v1, v2), _ in bar:
             lr = lr_at(step, total_steps, warmup_steps, cfg.lr)
@@ -262,7 +267,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
             model.update_target(momentum)
             losses.append(value); step += 1
             bar.set_postfix(loss=f'{value:.4f}', lr=f'{lr:.3g}')
-            if step % 10 == 0 and log.tb: log.tb.add_scalar('train/loss_step', value, step)
+            if step % 10 == 0: log.log_step(step, loss=value, lr=lr, momentum=momentum)
             if step >= total_steps: break
         seconds = time.time() - t0
         knn = _knn_eval(model, cfg, knn_data, device, dtype)
