@@ -7,10 +7,12 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 import torch
+import torch.nn.functional as F
 from .losses import deputy_band
 
 # %% auto 0
-__all__ = ['binomial_pmf', 'true_negative_prob', 'expected_same_class', 'DeputyPurity', 'deputy_purity']
+__all__ = ['binomial_pmf', 'true_negative_prob', 'expected_same_class', 'DeputyPurity', 'deputy_purity', 'true_negative_ranks',
+           'measured_purity']
 
 # %% ../nbs/05_bernoulli.ipynb
 def binomial_pmf(n: int, p: float, x_max: int | None = None) -> torch.Tensor:
@@ -53,3 +55,20 @@ def deputy_purity(deputy, batch_size: int, n_classes: int) -> DeputyPurity:
     lo, hi = deputy_band(deputy, batch_size - 1)
     p = true_negative_prob(batch_size, n_classes, hi)
     return DeputyPurity(p[lo - 1:].mean().item(), p[lo - 1].item())
+
+# %% ../nbs/05_bernoulli.ipynb
+@torch.no_grad()
+def true_negative_ranks(pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    "Bool (..., n, n-1): [i, k-1] is True when row i's rank-k negative (1 = most similar) has another class than row i; leading dims are separate batches."
+    sim = F.normalize(pred.float(), dim=-1) @ F.normalize(target.float(), dim=-1).transpose(-1, -2)
+    sim.diagonal(dim1=-2, dim2=-1).fill_(-float('inf'))   # the positive sorts last and is dropped
+    order = sim.argsort(dim=-1, descending=True)[..., :-1]
+    ranked = labels.unsqueeze(-2).expand(*labels.shape, labels.shape[-1]).gather(-1, order)
+    return ranked != labels.unsqueeze(-1)
+
+# %% ../nbs/05_bernoulli.ipynb
+def measured_purity(deputy, true_negative: torch.Tensor) -> DeputyPurity:
+    "`deputy_purity` measured on a `true_negative_ranks` result, averaged over its rows (and batches)."
+    lo, hi = deputy_band(deputy, true_negative.shape[-1])
+    band = true_negative[..., lo - 1:hi]
+    return DeputyPurity(band.float().mean().item(), band.all(dim=-1).float().mean().item())
