@@ -4,17 +4,24 @@
 
 # %% ../nbs/01_data.ipynb 3
 from __future__ import annotations
-import gzip, struct
+import gzip, io, pickle, struct, warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler
 from torchvision.transforms import v2
+from PIL import Image
+from torchvision.datasets.folder import find_classes, make_dataset, IMG_EXTENSIONS
 
 # %% auto 0
-__all__ = ['FASHION_MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'REPO_DATA', 'BUNDLED_FASHION_MNIST', 'DATASETS', 'read_idx',
-           'write_idx', 'find_fashion_mnist', 'load_fashion_mnist', 'make_sample', 'ssl_augmentation', 'eval_transform',
-           'TwoViews', 'ImageDataset', 'dataset_info', 'load_dataset', 'subset']
+__all__ = ['FASHION_MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'REPO_DATA', 'BUNDLED_FASHION_MNIST', 'IMAGENET_MEAN', 'IMAGENET_STD',
+           'DATASETS', 'read_idx', 'write_idx', 'find_fashion_mnist', 'load_fashion_mnist', 'make_sample',
+           'ssl_augmentation', 'eval_transform', 'load_cifar', 'load_stl10', 'FileImageDataset', 'image_folder',
+           'list_file_dataset', 'open_imagenet', 'open_image_folder', 'TwoViews', 'ImageDataset', 'Augmented',
+           'ResumableSampler', 'DatasetSpec', 'dataset_info', 'open_dataset', 'load_dataset', 'subset',
+           'subset_dataset']
 
 # %% ../nbs/01_data.ipynb
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype('>i2'), 0x0C: np.dtype('>i4'), 0x0D: np.dtype('>f4'), 0x0E: np.dtype('>f8')}
@@ -121,6 +128,108 @@ def eval_transform(size: int = 224, channels: int = 3, mean=(0.485, 0.456, 0.406
     return v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean)[:channels], list(std)[:channels])])
 
 # %% ../nbs/01_data.ipynb
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+               ('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+               ('builtins', 'list'), ('builtins', 'dict'), ('_codecs', 'encode')}
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR batch holds only arrays, lists and dicts")
+        return super().find_class(module, name)
+
+def _load_cifar_batch(path) -> dict:
+    with open(path, 'rb') as f: return _ArraysOnlyUnpickler(f, encoding='bytes').load()
+
+def _need(root, *names) -> Path:
+    root = Path(root).expanduser() if root is not None else None
+    if root is None: raise FileNotFoundError("This dataset has no default location: set data_dir to the folder that holds it.")
+    if not root.exists(): raise FileNotFoundError(f"Dataset root {str(root)!r} does not exist. Point data_dir at the dataset's folder.")
+    for folder in (root / names[0], root):
+        if all((folder / n).exists() for n in names[1:]): return folder
+    raise FileNotFoundError(f"{root} does not hold {names[0]}/{{{', '.join(names[1:])}}} in the released layout; see data/README.md.")
+
+def load_cifar(root, split: str = 'train', classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    "CIFAR-10 or CIFAR-100 (python version) as uint8 (N, 3, 32, 32) images and int64 labels."
+    if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    if classes == 10:
+        files = [f'data_batch_{i}' for i in range(1, 6)] if split == 'train' else ['test_batch']
+        folder, key = _need(root, 'cifar-10-batches-py', *files), b'labels'
+    else: folder, files, key = _need(root, 'cifar-100-python', split), [split], b'fine_labels'
+    batches = [_load_cifar_batch(folder / f) for f in files]
+    x = np.concatenate([b[b'data'] for b in batches]).reshape(-1, 3, 32, 32)
+    y = np.concatenate([np.asarray(b[key]) for b in batches])
+    return torch.from_numpy(x.astype(np.uint8)), torch.from_numpy(y.astype(np.int64))
+
+def load_stl10(root, split: str = 'train') -> tuple[torch.Tensor, torch.Tensor]:
+    "STL-10 binary version: 'train', 'test', 'unlabeled' (labels -1), or 'pretrain' (unlabeled + train)."
+    if split == 'pretrain':
+        parts = [load_stl10(root, 'unlabeled'), load_stl10(root, 'train')]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    if split not in ('train', 'test', 'unlabeled'): raise ValueError(f"split must be 'train', 'test', 'unlabeled' or 'pretrain', got {split!r}.")
+    folder = _need(root, 'stl10_binary', f'{split}_X.bin')
+    x = np.fromfile(folder / f'{split}_X.bin', dtype=np.uint8)
+    if x.size % (3 * 96 * 96): raise ValueError(f"{folder / f'{split}_X.bin'} is truncated: {x.size} bytes is not a whole number of 3×96×96 images.")
+    x = x.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)   # stored column-major
+    y = (np.fromfile(folder / f'{split}_y.bin', dtype=np.uint8).astype(np.int64) - 1) if split != 'unlabeled' else np.full(len(x), -1)
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
+
+# %% ../nbs/01_data.ipynb
+class FileImageDataset(Dataset):
+    "Images decoded per sample from (path, label) pairs, as uint8 (3, H, W) tensors."
+    def __init__(self, samples: list[tuple[str, int]], classes: list[str] | None = None, bad_images: str = 'fail'):
+        if bad_images not in ('fail', 'skip'): raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}.")
+        if not samples: raise FileNotFoundError("No images found: check data_dir and the dataset layout (data/README.md).")
+        self.samples, self.classes, self.bad_images = samples, classes, bad_images
+        self.labels = torch.tensor([y for _, y in samples])
+    def __len__(self): return len(self.samples)
+    def __getitem__(self, i):
+        for attempt in range(len(self)):
+            path, label = self.samples[(i + attempt) % len(self)]
+            try:
+                with Image.open(path) as im: return v2.functional.pil_to_tensor(im.convert('RGB')), label
+            except Exception as e:
+                msg = f"Cannot read image {path}: {type(e).__name__}: {e}"
+                if self.bad_images == 'fail': raise RuntimeError(msg + ". Fix or remove the file, or set bad_images='skip'.") from None
+                warnings.warn(msg + '; skipped (bad_images=skip).')
+        raise RuntimeError(f"No readable image in the dataset (last tried {path}).")
+
+def image_folder(root, bad_images: str = 'fail') -> FileImageDataset:
+    "A torchvision ImageFolder-style tree (ROOT/<class>/<image>)."
+    root = Path(root)
+    if not root.is_dir(): raise FileNotFoundError(f"Image folder {str(root)!r} does not exist.")
+    classes, class_to_idx = find_classes(str(root))
+    return FileImageDataset(make_dataset(str(root), class_to_idx, IMG_EXTENSIONS), classes, bad_images)
+
+def list_file_dataset(image_root, list_file, bad_images: str = 'fail') -> FileImageDataset:
+    "The authors' list layout: lines `relative/path label` in `list_file`, paths relative to `image_root`."
+    list_file = Path(list_file)
+    if not list_file.is_file(): raise FileNotFoundError(f"List file {str(list_file)!r} does not exist.")
+    samples = []
+    for n, line in enumerate(list_file.read_text().splitlines(), 1):
+        if not line.strip(): continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
+            raise ValueError(f"{list_file}:{n}: expected 'relative/path label', got {line!r}.")
+        samples.append((str(Path(image_root) / parts[0]), int(parts[1])))
+    return FileImageDataset(samples, None, bad_images)
+
+def open_imagenet(root, split: str = 'train', bad_images: str = 'fail') -> FileImageDataset:
+    "ImageNet from ROOT/{train,val}/<wnid>/ or from ROOT/meta/{train,val}.txt lists."
+    split = {'pretrain': 'train', 'test': 'val'}.get(split, split)
+    if split not in ('train', 'val'): raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}.")
+    root = _need(root, '.', split) if root is not None else _need(root)
+    if (root / 'meta' / f'{split}.txt').is_file(): return list_file_dataset(root / split, root / 'meta' / f'{split}.txt', bad_images)
+    return image_folder(root / split, bad_images)
+
+def open_image_folder(root, split: str = 'train', bad_images: str = 'fail') -> FileImageDataset:
+    "Any ROOT/{train,val or test}/<class>/<image> tree."
+    if root is None: raise FileNotFoundError("dataset='image_folder' needs data_dir: a folder with train/ and val/ (or test/) class folders.")
+    root = Path(root)
+    if split == 'pretrain': split = 'train'
+    if split == 'test' and not (root / 'test').is_dir(): split = 'val'
+    return image_folder(root / split, bad_images)
+
+# %% ../nbs/01_data.ipynb
 class TwoViews:
     "Apply the two view transforms to one image: returns (view1, view2)."
     def __init__(self, t1, t2): self.t1, self.t2 = t1, t2
@@ -138,25 +247,85 @@ class ImageDataset(Dataset):
         x = self.images[i]
         return (self.transform(x) if self.transform else x), self.labels[i]
 
+class Augmented(Dataset):
+    "`transform` applied to the images of `dataset`; with `seed`, item `epoch * len + i` is image i under a seeded draw."
+    def __init__(self, dataset, transform, seed: int | None = None):
+        self.dataset, self.transform, self.seed = dataset, transform, seed
+    def __len__(self): return len(self.dataset)
+    def __getitem__(self, i):
+        epoch, i = divmod(i, len(self.dataset))
+        x, y = self.dataset[i]
+        if self.seed is None: return self.transform(x), y
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + i)
+            return self.transform(x), y
+
+class ResumableSampler(DistributedSampler):
+    "DistributedSampler (reshuffled per epoch from the seed) that yields `epoch * N + index` and can start mid-epoch."
+    def __init__(self, dataset, num_replicas=None, rank=None, seed: int = 0, shuffle: bool = True):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
+        self.start = 0
+    def set_epoch(self, epoch: int, start: int = 0):
+        "Epoch to draw, and how many of this rank's samples to skip (a resumed run)."
+        super().set_epoch(epoch); self.start = start
+    def __iter__(self):
+        n = len(self.dataset)
+        return iter([self.epoch * n + i for i in list(super().__iter__())[self.start:]])
+    def __len__(self): return self.num_samples - self.start
+
 # %% ../nbs/01_data.ipynb
-DATASETS = {  # name -> (loader(root, split), image size, channels, mean, std, number of classes)
-    'fashion_mnist': (load_fashion_mnist, 28, 1, (0.2860,), (0.3530,), 10),
+@dataclass
+class DatasetSpec:
+    "How to open a dataset and what its images are."
+    open: Callable        # open(root, split, bad_images) -> Dataset of (uint8 CHW image, label); split: pretrain/train/test
+    size: int             # training crop size
+    channels: int
+    mean: tuple
+    std: tuple
+    num_classes: int | None   # None: from the data
+
+def _in_memory(load):
+    def open_(root, split, bad_images='fail'):
+        return ImageDataset(*load(root, 'train' if split == 'pretrain' else split))
+    return open_
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+DATASETS = {
+    'fashion_mnist': DatasetSpec(_in_memory(load_fashion_mnist), 28, 1, (0.2860,), (0.3530,), 10),
+    'cifar10': DatasetSpec(_in_memory(load_cifar), 32, 3, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10),
+    'cifar100': DatasetSpec(_in_memory(lambda root, split: load_cifar(root, split, 100)), 32, 3, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100),
+    'stl10': DatasetSpec(lambda root, split, bad_images='fail': ImageDataset(*load_stl10(root, split)), 96, 3, (0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713), 10),
+    'imagenet': DatasetSpec(open_imagenet, 224, 3, IMAGENET_MEAN, IMAGENET_STD, 1000),
+    'image_folder': DatasetSpec(open_image_folder, 224, 3, IMAGENET_MEAN, IMAGENET_STD, None),
 }
 
 def dataset_info(name: str) -> dict:
     "Size, channels, normalisation and class count of dataset `name`."
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}.")
-    _, size, channels, mean, std, num_classes = DATASETS[name]
-    return dict(size=size, channels=channels, mean=mean, std=std, num_classes=num_classes)
+    spec = DATASETS[name]
+    return dict(size=spec.size, channels=spec.channels, mean=spec.mean, std=spec.std, num_classes=spec.num_classes)
+
+def open_dataset(name: str, root=None, split: str = 'train', bad_images: str = 'fail') -> Dataset:
+    "Split 'pretrain' (images for self-supervision), 'train' (labelled) or 'test' of dataset `name`, as raw (uint8 image, label) pairs."
+    dataset_info(name)
+    return DATASETS[name].open(root, split, bad_images)
 
 def load_dataset(name: str, root=None, split: str = 'train') -> tuple[torch.Tensor, torch.Tensor]:
-    "Images (uint8, N×C×H×W) and labels of `split` of dataset `name`, read from `root`."
-    dataset_info(name)
-    return DATASETS[name][0](root, split)
+    "Images (uint8, N×C×H×W) and labels of an in-memory dataset's `split`."
+    ds = open_dataset(name, root, split)
+    if not isinstance(ds, ImageDataset): raise ValueError(f"{name!r} is decoded per sample; use open_dataset.")
+    return ds.images, ds.labels
 
 def subset(images, labels, n, seed: int = 0):
     "A seeded random subset of `n` items (all of them if `n` is None or too large), in the original order."
     if n is None or n >= len(labels): return images, labels
     idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     return images[idx], labels[idx]
+
+def subset_dataset(dataset, n, seed: int = 0) -> Dataset:
+    "A seeded random subset of `n` items of any dataset (all if `n` is None or too large)."
+    if n is None or n >= len(dataset): return dataset
+    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    if isinstance(dataset, ImageDataset): return ImageDataset(dataset.images[idx], dataset.labels[idx])
+    return torch.utils.data.Subset(dataset, idx.tolist())

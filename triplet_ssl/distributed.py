@@ -9,7 +9,8 @@ import torch
 import torch.distributed as dist
 
 # %% auto 0
-__all__ = ['init_distributed', 'is_main', 'world_size', 'barrier', 'all_reduce_mean', 'free_port', 'launch']
+__all__ = ['init_distributed', 'is_main', 'world_size', 'barrier', 'all_reduce_mean', 'free_port', 'launch', 'GlooSyncBatchNorm',
+           'convert_sync_batchnorm']
 
 # %% ../nbs/02c_distributed.ipynb
 def init_distributed(device: str = 'auto') -> tuple[int, int, torch.device]:
@@ -62,3 +63,66 @@ def _demo_worker(x: float) -> tuple[int, int, float]:
     mean = all_reduce_mean(torch.tensor(x + rank)).item()
     dist.destroy_process_group()
     return rank, world, mean
+
+# %% ../nbs/02c_distributed.ipynb
+from torch import nn
+
+class _AllReduceSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, t):
+        t = t.clone(); dist.all_reduce(t); return t
+    @staticmethod
+    def backward(ctx, g):
+        g = g.clone(); dist.all_reduce(g); return g
+
+class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    "Batch norm over the batches of all processes, for CPU (gloo) process groups."
+    def _check_input_dim(self, input):
+        if input.dim() < 2: raise ValueError(f"expected at least 2-d input, got {input.dim()}-d")
+
+    def forward(self, x):
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1): return super().forward(x)
+        dims = [0] + list(range(2, x.dim()))
+        xf = x.float()
+        count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
+        stats = _AllReduceSum.apply(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count[None]]))
+        c = x.shape[1]; n = stats[-1]
+        mean = stats[:c] / n
+        var = stats[c:2 * c] / n - mean * mean
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(var.detach() * n / (n - 1), self.momentum)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine: y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    "Replace every BatchNorm by torch's SyncBatchNorm (GPU) or GlooSyncBatchNorm (CPU)."
+    if device.type != 'cpu': return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlooSyncBatchNorm):
+        new = GlooSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        with torch.no_grad():
+            if module.affine: new.weight.copy_(module.weight); new.bias.copy_(module.bias)
+            if module.track_running_stats:
+                new.running_mean.copy_(module.running_mean); new.running_var.copy_(module.running_var)
+                new.num_batches_tracked.copy_(module.num_batches_tracked)
+        if module.affine: new.requires_grad_(module.weight.requires_grad)
+        return new
+    for name, child in module.named_children(): setattr(module, name, convert_sync_batchnorm(child, device))
+    return module
+
+# %% ../nbs/02c_distributed.ipynb
+def _syncbn_worker(x: torch.Tensor) -> tuple:
+    "Used by the tests: rank r normalises rows r::2 of x; returns the output, the input gradient and the running stats."
+    rank, world, dev = init_distributed('cpu')
+    torch.manual_seed(0)
+    bn = convert_sync_batchnorm(nn.Sequential(nn.BatchNorm1d(x.shape[1])), dev)
+    with torch.no_grad(): bn[0].weight.uniform_(0.5, 1.5); bn[0].bias.uniform_(-1, 1)
+    xi = x[rank::world].clone().requires_grad_()
+    out = bn(xi)
+    (out * torch.arange(out.numel()).view_as(out).float()).sum().backward()
+    dist.destroy_process_group()
+    return out.detach(), xi.grad, bn[0].running_mean, bn[0].running_var, bn[0].weight.grad

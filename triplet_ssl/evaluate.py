@@ -19,17 +19,20 @@ def tensor_batches(images: torch.Tensor, transform=None, batch_size: int = 512):
         yield transform(x) if transform else x.float()
 
 @torch.no_grad()
-def extract_features(net: nn.Module, batches, device='cpu', dtype=None) -> torch.Tensor:
-    "L2-normalised float32 features of `net` (in eval mode) over an iterable of image batches (or (images, labels) pairs)."
+def extract_features(net: nn.Module, batches, device='cpu', dtype=None, return_labels: bool = False):
+    "L2-normalised float32 features of `net` (in eval mode) over an iterable of image batches or (images, labels) pairs."
     was_training = net.training
     net.eval()
-    feats = []
+    feats, labels = [], []
     try:
         for x in batches:
-            if isinstance(x, (tuple, list)): x = x[0]
+            if isinstance(x, (tuple, list)): x, y = x[0], x[1]; labels.append(torch.as_tensor(y))
             with torch.autocast(torch.device(device).type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
                 feats.append(F.normalize(net(x.to(device, non_blocking=True)).float(), dim=1).cpu())
     finally: net.train(was_training)
+    if return_labels:
+        if not labels: raise ValueError("return_labels=True needs batches of (images, labels).")
+        return torch.cat(feats), torch.cat(labels)
     return torch.cat(feats)
 
 # %% ../nbs/04_evaluate.ipynb

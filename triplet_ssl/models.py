@@ -6,6 +6,7 @@
 from __future__ import annotations
 import copy, math
 import torch
+import torch.nn.functional as F
 from torch import nn
 import torchvision
 from torchvision.models.resnet import BasicBlock
@@ -63,20 +64,27 @@ def momentum_schedule(step: int, total_steps: int, base: float = 0.99) -> float:
 class TripletSSL(nn.Module):
     "Online backbone + projector + predictor, an EMA target backbone + projector, and the symmetric truncated triplet loss."
     def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, pred_hidden: int = 4096,
-                 deputy=(2, 10), gamma: float = 2.0, margin: float = 100.0):
+                 deputy=(2, 10), gamma: float = 2.0, margin: float = 100.0, negatives: str = 'local', mining_groups: int = 1):
         super().__init__()
         self.backbone, self.projector = backbone, mlp(backbone.feature_dim, proj_hidden, proj_dim)
         self.predictor = mlp(proj_dim, pred_hidden, proj_dim)
         self.target_network = copy.deepcopy(nn.Sequential(self.backbone, self.projector)).requires_grad_(False)
-        self.loss_kw = dict(deputy=deputy, gamma=gamma, margin=margin)
+        self.loss_kw = dict(deputy=deputy, gamma=gamma, margin=margin, negatives=negatives)
+        self.mining_groups = mining_groups
 
     def features(self, x): return self.backbone(x)
 
-    def loss(self, pred, target): return truncated_triplet_loss(pred, target, **self.loss_kw)
+    def loss(self, pred, target):
+        if self.mining_groups == 1: return truncated_triplet_loss(pred, target, **self.loss_kw)
+        if len(pred) % self.mining_groups:
+            raise ValueError(f"A batch of {len(pred)} cannot be split into mining_groups={self.mining_groups} equal groups.")
+        return torch.stack([truncated_triplet_loss(p, t, **self.loss_kw) for p, t in
+                            zip(pred.chunk(self.mining_groups), target.chunk(self.mining_groups))]).mean()
 
-    def forward(self, v1, v2):
-        p1, p2 = (self.predictor(self.projector(self.backbone(v))) for v in (v1, v2))
-        with torch.no_grad(): t1, t2 = self.target_network(v1), self.target_network(v2)
+    def forward(self, v1, v2, online_size: int | None = None, target_size: int | None = None):
+        resize = lambda v, s: v if s is None or s == v.shape[-1] else F.interpolate(v, size=(s, s), mode='bilinear', align_corners=False)
+        p1, p2 = (self.predictor(self.projector(self.backbone(resize(v, online_size)))) for v in (v1, v2))
+        with torch.no_grad(): t1, t2 = (self.target_network(resize(v, target_size)) for v in (v1, v2))
         return self.loss(p1, t2) + self.loss(p2, t1)
 
     @torch.no_grad()
