@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 import numpy as np
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import v2
 from PIL import Image
 from torchvision.datasets.folder import find_classes, make_dataset, IMG_EXTENSIONS
@@ -260,18 +260,25 @@ class Augmented(Dataset):
             torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + i)
             return self.transform(x), y
 
-class ResumableSampler(DistributedSampler):
-    "DistributedSampler (reshuffled per epoch from the seed) that yields `epoch * N + index` and can start mid-epoch."
-    def __init__(self, dataset, num_replicas=None, rank=None, seed: int = 0, shuffle: bool = True):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
-        self.start = 0
-    def set_epoch(self, epoch: int, start: int = 0):
-        "Epoch to draw, and how many of this rank's samples to skip (a resumed run)."
-        super().set_epoch(epoch); self.start = start
+class ResumableSampler(Sampler):
+    "Like DistributedSampler (reshuffled per epoch from the seed), but each global batch is split in contiguous blocks across ranks, items are `epoch * N + index`, and an epoch can start at any batch."
+    def __init__(self, dataset, batch_size: int, num_replicas: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
+        self.n, self.b, self.world, self.rank, self.seed, self.shuffle = len(dataset), batch_size, num_replicas, rank, seed, shuffle
+        self.num_batches = self.n // (batch_size * num_replicas)   # per epoch; the incomplete last global batch is dropped
+        if self.num_batches == 0:
+            raise ValueError(f"{self.n} images are fewer than one global batch ({batch_size} x {num_replicas} processes); "
+                             "lower batch_size or use more data.")
+        self.epoch, self.start = 0, 0
+    def set_epoch(self, epoch: int, start_batch: int = 0):
+        "Epoch to draw, and how many of its batches to skip (a resumed run)."
+        self.epoch, self.start = epoch, start_batch
     def __iter__(self):
-        n = len(self.dataset)
-        return iter([self.epoch * n + i for i in list(super().__iter__())[self.start:]])
-    def __len__(self): return self.num_samples - self.start
+        g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
+        perm = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        for k in range(self.start, self.num_batches):
+            first = (k * self.world + self.rank) * self.b
+            yield from (self.epoch * self.n + perm[first:first + self.b]).tolist()
+    def __len__(self): return (self.num_batches - self.start) * self.b
 
 # %% ../nbs/01_data.ipynb
 @dataclass
