@@ -20,7 +20,7 @@ def test_cli_trains_from_yaml_with_overrides(tmp_path):
     assert [r['epoch'] for r in rows] == [0, 1] and rows[1]['step'] == 3
     saved = (tmp_path / 'config.yaml').read_text()
     assert 'deputy: median' in saved and 'train_size: 512' in saved
-    assert (tmp_path / 'checkpoint.pt').is_file() and not (tmp_path / 'checkpoint.pt.tmp').exists()
+    assert (tmp_path / 'checkpoint-00000003.pt').is_file() and not list(tmp_path.glob('*.tmp'))
 
 
 @pytest.mark.parametrize('args, message', [
@@ -56,3 +56,16 @@ def test_pretrain_notebook_runs_with_papermill(tmp_path):
     assert (out / 'curves.png').stat().st_size > 10_000
     executed = (tmp_path / 'executed.ipynb').read_text()
     assert 'knn_top1_final' in executed and 'knn_top1_epoch0' in executed
+
+
+def test_pretrain_notebook_launches_two_processes(tmp_path):
+    "gpus=2 on a CPU machine: the notebook starts 2 gloo workers through torch.distributed's launcher."
+    out = tmp_path / 'run'
+    params = [a for k, v in {**TINY, 'batch_size': 32, 'out_dir': str(out), 'gpus': 2, 'sync_bn': True}.items() for a in ('-p', k, str(v))]
+    r = subprocess.run([str(Path(sys.executable).parent / 'papermill'), 'nbs/experiments/pretrain.ipynb',
+                        str(tmp_path / 'executed.ipynb'), '-f', 'configs/cpu_demo.yaml', *params, '--no-progress-bar'],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    meta = json.loads((out / 'run.json').read_text())
+    assert meta['processes'] == 2 and meta['global_batch'] == 64
+    assert (out / 'curves.png').is_file() and "'processes': 2" not in r.stderr
