@@ -13,7 +13,8 @@ from torchvision.models.resnet import BasicBlock
 from .losses import truncated_triplet_loss
 
 # %% auto 0
-__all__ = ['ARCHS', 'narrow_resnet', 'build_backbone', 'mlp', 'momentum_schedule', 'TripletSSL']
+__all__ = ['ARCHS', 'METHODS', 'METHOD_DEFAULTS', 'narrow_resnet', 'build_backbone', 'mlp', 'momentum_schedule', 'SiameseSSL',
+           'TripletSSL', 'BYOL', 'nt_xent', 'SimCLR', 'MoCoV2', 'build_ssl']
 
 # %% ../nbs/02_models.ipynb
 def _torchvision_resnet(name, channels, cifar_stem):
@@ -61,18 +62,42 @@ def momentum_schedule(step: int, total_steps: int, base: float = 0.99) -> float:
     return 1 - (1 - base) * (math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)) + 1) / 2
 
 # %% ../nbs/02_models.ipynb
-class TripletSSL(nn.Module):
+def _resize(v, s): return v if s is None or s == v.shape[-1] else F.interpolate(v, size=(s, s), mode='bilinear', align_corners=False)
+
+class SiameseSSL(nn.Module):
+    "Online backbone + projector (+ predictor), an optional EMA target backbone + projector; subclasses define `loss`."
+    def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, pred_hidden: int = 4096,
+                 predictor: bool = True, target: bool = True):
+        super().__init__()
+        self.backbone, self.projector = backbone, mlp(backbone.feature_dim, proj_hidden, proj_dim)
+        self.predictor = mlp(proj_dim, pred_hidden, proj_dim) if predictor else nn.Identity()
+        self.target_network = copy.deepcopy(nn.Sequential(self.backbone, self.projector)).requires_grad_(False) if target else None
+
+    def features(self, x): return self.backbone(x)
+    def online(self, v, size=None): return self.predictor(self.projector(self.backbone(_resize(v, size))))
+    @torch.no_grad()
+    def target(self, v, size=None): return self.target_network(_resize(v, size))
+
+    def forward(self, v1, v2, online_size: int | None = None, target_size: int | None = None):
+        p1, p2 = self.online(v1, online_size), self.online(v2, online_size)
+        t1, t2 = self.target(v1, target_size), self.target(v2, target_size)
+        return self.loss(p1, t2) + self.loss(p2, t1)
+
+    @torch.no_grad()
+    def update_target(self, momentum: float):
+        "ξ ← m·ξ + (1 − m)·θ for parameters; buffers (BN statistics) are copied."
+        if self.target_network is None: return
+        online = nn.Sequential(self.backbone, self.projector)
+        for t, o in zip(self.target_network.parameters(), online.parameters()): t.lerp_(o.detach(), 1 - momentum)
+        for t, o in zip(self.target_network.buffers(), online.buffers()): t.copy_(o)
+
+class TripletSSL(SiameseSSL):
     "Online backbone + projector + predictor, an EMA target backbone + projector, and the symmetric truncated triplet loss."
     def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, pred_hidden: int = 4096,
                  deputy=(2, 10), gamma: float = 2.0, margin: float = 100.0, negatives: str = 'local', mining_groups: int = 1):
-        super().__init__()
-        self.backbone, self.projector = backbone, mlp(backbone.feature_dim, proj_hidden, proj_dim)
-        self.predictor = mlp(proj_dim, pred_hidden, proj_dim)
-        self.target_network = copy.deepcopy(nn.Sequential(self.backbone, self.projector)).requires_grad_(False)
+        super().__init__(backbone, proj_hidden, proj_dim, pred_hidden)
         self.loss_kw = dict(deputy=deputy, gamma=gamma, margin=margin, negatives=negatives)
         self.mining_groups = mining_groups
-
-    def features(self, x): return self.backbone(x)
 
     def loss(self, pred, target):
         if self.mining_groups == 1: return truncated_triplet_loss(pred, target, **self.loss_kw)
@@ -81,15 +106,64 @@ class TripletSSL(nn.Module):
         return torch.stack([truncated_triplet_loss(p, t, **self.loss_kw) for p, t in
                             zip(pred.chunk(self.mining_groups), target.chunk(self.mining_groups))]).mean()
 
+# %% ../nbs/02_models.ipynb
+class BYOL(SiameseSSL):
+    "BYOL: the same network as `TripletSSL`; the loss regresses the normalised prediction onto the normalised target."
+    def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, pred_hidden: int = 4096):
+        super().__init__(backbone, proj_hidden, proj_dim, pred_hidden)
+    def loss(self, pred, target): return (2 - 2 * F.cosine_similarity(pred.float(), target.float(), dim=1)).mean()
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    "SimCLR's loss: each of the 2n projections must pick its other view among the other 2n − 1."
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    n = len(z1)
+    sim = (z @ z.T / temperature).fill_diagonal_(-float('inf'))
+    return F.cross_entropy(sim, torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device))
+
+class SimCLR(SiameseSSL):
+    "SimCLR: backbone + projector, no predictor and no target; NT-Xent between the two views' projections."
+    def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, temperature: float = 0.5):
+        super().__init__(backbone, proj_hidden, proj_dim, predictor=False, target=False)
+        self.temperature = temperature
     def forward(self, v1, v2, online_size: int | None = None, target_size: int | None = None):
-        resize = lambda v, s: v if s is None or s == v.shape[-1] else F.interpolate(v, size=(s, s), mode='bilinear', align_corners=False)
-        p1, p2 = (self.predictor(self.projector(self.backbone(resize(v, online_size)))) for v in (v1, v2))
-        with torch.no_grad(): t1, t2 = (self.target_network(resize(v, target_size)) for v in (v1, v2))
-        return self.loss(p1, t2) + self.loss(p2, t1)
+        return nt_xent(self.online(v1, online_size), self.online(v2, online_size), self.temperature)
+
+class MoCoV2(SiameseSSL):
+    "MoCo v2: queries from the online backbone + projector, keys from its EMA, InfoNCE against a queue of past keys."
+    def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, queue_size: int = 65536,
+                 temperature: float = 0.2):
+        super().__init__(backbone, proj_hidden, proj_dim, predictor=False)
+        self.temperature = temperature
+        self.register_buffer('queue', F.normalize(torch.randn(queue_size, proj_dim), dim=1))
+        self.register_buffer('queue_ptr', torch.zeros((), dtype=torch.long))
+
+    def loss(self, q, k):
+        q, k = F.normalize(q.float(), dim=1), F.normalize(k.float(), dim=1)
+        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ self.queue.clone().T], dim=1) / self.temperature
+        return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+
+    def forward(self, v1, v2, online_size: int | None = None, target_size: int | None = None):
+        k1, k2 = self.target(v1, target_size), self.target(v2, target_size)
+        loss = self.loss(self.online(v1, online_size), k2) + self.loss(self.online(v2, online_size), k1)
+        if self.training: self._enqueue(torch.cat([k1, k2]))
+        return loss
 
     @torch.no_grad()
-    def update_target(self, momentum: float):
-        "ξ ← m·ξ + (1 − m)·θ for parameters; buffers (BN statistics) are copied."
-        online = nn.Sequential(self.backbone, self.projector)
-        for t, o in zip(self.target_network.parameters(), online.parameters()): t.lerp_(o.detach(), 1 - momentum)
-        for t, o in zip(self.target_network.buffers(), online.buffers()): t.copy_(o)
+    def _enqueue(self, keys):
+        keys = F.normalize(keys.float(), dim=1)[:len(self.queue)]
+        idx = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % len(self.queue)
+        self.queue[idx] = keys.to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + len(keys)) % len(self.queue))
+
+METHODS = {'triplet': TripletSSL, 'byol': BYOL, 'simclr': SimCLR, 'mocov2': MoCoV2}
+METHOD_DEFAULTS = {'simclr': dict(temperature=0.5), 'mocov2': dict(temperature=0.2)}   # SimCLR's CIFAR value, MoCo v2's
+
+def build_ssl(method: str, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, pred_hidden: int = 4096,
+              temperature: float | None = None, queue_size: int = 65536, **triplet_kw) -> SiameseSSL:
+    "The siamese network of `method` (a key of `METHODS`); `triplet_kw` (deputy, gamma, ...) only for 'triplet'."
+    if method not in METHODS: raise ValueError(f"Unknown method {method!r}; choose one of {sorted(METHODS)}.")
+    t = METHOD_DEFAULTS.get(method, {}).get('temperature') if temperature is None else temperature
+    if method == 'triplet': return TripletSSL(backbone, proj_hidden, proj_dim, pred_hidden, **triplet_kw)
+    if method == 'byol': return BYOL(backbone, proj_hidden, proj_dim, pred_hidden)
+    if method == 'simclr': return SimCLR(backbone, proj_hidden, proj_dim, t)
+    return MoCoV2(backbone, proj_hidden, proj_dim, queue_size, t)

@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from .losses import deputy_band
 from .data import (Augmented, ResumableSampler, TwoViews, dataset_info, eval_transform, open_dataset,
-                              ssl_augmentation, subset_dataset)
-from .models import ARCHS, TripletSSL, build_backbone, momentum_schedule
+                              ssl_augmentation, subset_dataset, crop_flip, device_augmentation)
+import torch.nn.functional as F
+from .models import ARCHS, METHODS, SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_schedule
 from .optim import build_optimizer, lr_at
 from .runs import (MetricsLog, checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints,
                               provenance, read_metrics, rng_state, save_checkpoint, seed_everything, set_rng_state)
@@ -26,10 +27,10 @@ from .evaluate import extract_features, knn_top1
 
 # %% auto 0
 __all__ = ['CHOICES', 'LAUNCH_KEYS', 'Config', 'config_fields', 'config_dict', 'load_config', 'multires_sizes', 'autocast_dtype',
-           'build_model', 'train', 'run', 'main']
+           'build_model', 'OnlineLinearProbe', 'train', 'run', 'main']
 
 # %% ../nbs/03_train.ipynb
-CHOICES = dict(precision=('auto', 'fp32', 'bf16', 'fp16'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
+CHOICES = dict(method=tuple(METHODS), precision=('auto', 'fp32', 'bf16', 'fp16'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
                bad_images=('fail', 'skip'))
 LAUNCH_KEYS = ('gpus', 'nodes', 'node_rank', 'master_addr', 'master_port')
 
@@ -41,6 +42,7 @@ class Config:
     train_size: int | None = 20000  # seeded subset of the pretraining images; None: all of them
     image_size: int | None = None   # training crop size; None: the dataset's (28 Fashion-MNIST, 32 CIFAR, 96 STL, 224 ImageNet)
     bad_images: str = 'fail'        # an unreadable image stops the run ('fail') or is reported and skipped ('skip')
+    method: str = 'triplet'         # 'triplet' (the paper's), or a baseline in the same engine: 'byol', 'simclr', 'mocov2'
     arch: str = 'narrow_resnet'     # a key of triplet_ssl.models.ARCHS
     sync_bn: bool = False           # batch-norm statistics over the global batch (the paper's SyncBN)
     proj_hidden: int = 512          # projector hidden width (paper: 4096)
@@ -51,6 +53,8 @@ class Config:
     margin: float = 100.0
     negatives: str = 'local'        # 'local': mine within each process's batch (paper); 'global': all-gathered
     mining_groups: int = 1          # mine within this many equal groups of each batch (emulates per-GPU mining)
+    temperature: float | None = None  # simclr / mocov2 only; None: 0.5 for SimCLR, 0.2 for MoCo v2
+    queue_size: int = 4096          # mocov2 only: keys in the queue (MoCo v2 on ImageNet: 65536)
     epochs: int = 2
     max_steps: int | None = None    # cap on optimizer steps (the schedules follow the cap)
     batch_size: int = 256           # images per process per micro-batch
@@ -66,12 +70,15 @@ class Config:
     target_sizes: tuple = (128, 224)
     precision: str = 'auto'         # 'auto' (bf16 on GPUs that have it, else fp32), 'fp32', 'bf16', 'fp16' (with loss scaling)
     channels_last: bool = False
+    device_augment: bool = False    # loader: decode, crop, flip; device: per-sample colour, grayscale, blur, solarize (kornia)
     compile: bool = False           # torch.compile the model
     knn_k: int = 200
     knn_t: float = 0.1
     knn_bank_size: int | None = 10000  # seeded subset of the labelled training split as kNN memory bank; None: all
     knn_test_size: int | None = None   # seeded subset of the test split as kNN queries; None: all
     knn_every: int = 1              # kNN every this many epochs (and after the last); 0: only before and after training
+    online_linear: bool = False     # train a stop-gradient linear classifier on the pretraining batches' labels (logged as online_linear_top1)
+    online_linear_lr: float = 1.0   # its SGD learning rate (on L2-normalised features, momentum 0.9, no decay, constant)
     log_every: int = 10             # steps between rows of steps.jsonl
     checkpoint_every: int | None = None  # also checkpoint every this many steps (long epochs)
     keep_last: int = 2              # checkpoints kept
@@ -88,12 +95,16 @@ class Config:
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices: raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {list(choices)}.")
         dataset_info(self.dataset)
-        for name in ['epochs', 'batch_size', 'accum_steps', 'proj_hidden', 'proj_dim', 'pred_hidden', 'knn_k', 'mining_groups', 'log_every']:
+        for name in ['epochs', 'batch_size', 'accum_steps', 'proj_hidden', 'proj_dim', 'pred_hidden', 'knn_k', 'mining_groups', 'log_every', 'queue_size']:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
         if self.batch_size % self.mining_groups:
             raise ValueError(f"batch_size={self.batch_size} must be divisible by mining_groups={self.mining_groups}.")
-        deputy_band(self.deputy, self.batch_size // self.mining_groups - 1)   # a band wider than the batch fails here
+        if self.method == 'triplet': deputy_band(self.deputy, self.batch_size // self.mining_groups - 1)   # a band wider than the batch fails here
+        elif self.negatives != 'local' or self.mining_groups != 1:
+            raise ValueError(f"negatives={self.negatives!r} and mining_groups={self.mining_groups} apply to method='triplet' only, "
+                             f"not {self.method!r}; leave them at 'local' and 1.")
+        if self.temperature is not None and not self.temperature > 0: raise ValueError(f"temperature must be > 0, got {self.temperature!r}.")
         for name in ('online_sizes', 'target_sizes'):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1]: raise ValueError(f"{name} must be (min, max) sizes, got {lo_hi!r}.")
@@ -136,10 +147,13 @@ def autocast_dtype(precision: str, device: torch.device):
     if precision == 'auto' and device.type == 'cuda' and torch.cuda.is_bf16_supported(): return torch.bfloat16
     return None
 
-def build_model(cfg: Config, channels: int) -> TripletSSL:
-    "The siamese network `cfg` describes (weights drawn from the global RNG)."
-    return TripletSSL(build_backbone(cfg.arch, channels), cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden,
-                      cfg.deputy, cfg.gamma, cfg.margin, cfg.negatives, cfg.mining_groups)
+def build_model(cfg: Config, channels: int) -> SiameseSSL:
+    "The siamese network `cfg` describes (weights drawn from the global RNG): a `TripletSSL` or a baseline of `cfg.method`."
+    backbone = build_backbone(cfg.arch, channels)
+    if cfg.method == 'triplet':
+        return TripletSSL(backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.deputy, cfg.gamma, cfg.margin,
+                          cfg.negatives, cfg.mining_groups)
+    return build_ssl(cfg.method, backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.temperature, cfg.queue_size)
 
 # %% ../nbs/03_train.ipynb
 class _StopRequest:
@@ -158,11 +172,39 @@ def _seed_worker(worker_id):
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
 
-def _knn_eval(model, cfg, knn_data, device, dtype) -> float:
+def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[float, float]:
+    "kNN top-1 (%) of the online backbone; with `probe`, also the online linear probe's top-1 on the same test features."
     bank_loader, test_loader, num_classes = knn_data
     bank, bank_y = extract_features(model.backbone, bank_loader, device, dtype, return_labels=True)
     queries, test_y = extract_features(model.backbone, test_loader, device, dtype, return_labels=True)
-    return knn_top1(bank, bank_y, queries, test_y, num_classes, cfg.knn_k, cfg.knn_t)
+    knn = knn_top1(bank, bank_y, queries, test_y, num_classes, cfg.knn_k, cfg.knn_t)
+    if probe is None: return knn
+    with torch.no_grad(): pred = probe(queries.to(device)).argmax(1).cpu()
+    return knn, 100.0 * (pred == test_y).float().mean().item()
+
+class OnlineLinearProbe:
+    """A linear classifier on the stop-gradient (detached, L2-normalised) online features of view 1 of each pretraining
+    batch, trained with its own SGD on the batch labels while the network pretrains: it never changes the network."""
+    def __init__(self, backbone: torch.nn.Module, num_classes: int, lr: float, device):
+        with torch.random.fork_rng(devices=[]): self.fc = torch.nn.Linear(backbone.feature_dim, num_classes).to(device)   # leaves the run's random stream alone
+        self.opt = torch.optim.SGD(self.fc.parameters(), lr=lr, momentum=0.9)
+        self.features, self.correct, self.seen = [], 0, 0
+        backbone.register_forward_hook(lambda m, i, out: self.features.append(out) if m.training else None)
+    def learn(self, labels):
+        "One backward pass on the first online features seen since the last call (accumulates gradients)."
+        f, self.features = self.features[0], []
+        logits = self.fc(F.normalize(f.detach().float(), dim=1))
+        labels = labels.to(logits.device)
+        F.cross_entropy(logits, labels).backward()
+        self.correct += (logits.argmax(1) == labels).sum().item(); self.seen += len(labels)
+    def step(self): self.opt.step(); self.opt.zero_grad(set_to_none=True)
+    def train_top1(self) -> float | None:
+        "Top-1 (%) on the augmented pretraining batches since the last call."
+        acc = 100.0 * self.correct / self.seen if self.seen else None
+        self.correct, self.seen = 0, 0
+        return acc
+    def state_dict(self): return dict(fc=self.fc.state_dict(), opt=self.opt.state_dict())
+    def load_state_dict(self, sd): self.fc.load_state_dict(sd['fc']); self.opt.load_state_dict(sd['opt'])
 
 # %% ../nbs/03_train.ipynb
 def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
@@ -181,7 +223,11 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
 
     # Data: the pretraining set with seeded per-sample views, the kNN bank and queries without augmentation.
     pretrain = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'pretrain', cfg.bad_images), cfg.train_size, cfg.seed)
-    views = Augmented(pretrain, TwoViews(ssl_augmentation(1, size, ch, mean, std), ssl_augmentation(2, size, ch, mean, std)), seed=cfg.seed)
+    if cfg.device_augment:
+        views = Augmented(pretrain, TwoViews(crop_flip(size), crop_flip(size)), seed=cfg.seed)
+        on_device = [device_augmentation(v, size, ch, mean, std).to(device) for v in (1, 2)]
+    else:
+        views = Augmented(pretrain, TwoViews(ssl_augmentation(1, size, ch, mean, std), ssl_augmentation(2, size, ch, mean, std)), seed=cfg.seed)
     sampler = ResumableSampler(views, cfg.batch_size, world, rank, cfg.seed)
     loader_kw = dict(num_workers=cfg.num_workers, pin_memory=device.type == 'cuda', worker_init_fn=_seed_worker,
                      persistent_workers=cfg.num_workers > 0)
@@ -206,6 +252,11 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
     if cfg.sync_bn and world > 1: model = convert_sync_batchnorm(model, device)
     model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     opt = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.sgd_momentum, cfg.weight_decay)
+    probe = None
+    if cfg.online_linear:
+        num_classes = info['num_classes'] or len(getattr(pretrain, 'classes', None) or [])
+        if not num_classes: raise ValueError(f"online_linear=True needs labelled pretraining images; {cfg.dataset!r} has no class list here. Set online_linear=False.")
+        probe = OnlineLinearProbe(model.backbone, num_classes, cfg.online_linear_lr, device)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == 'fp16')
 
     step = 0
@@ -216,6 +267,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
         load_checkpoint(ckpt_file, model, arch=cfg.arch)
         opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
         set_rng_state(ckpt['rng']); step = ckpt['step']
+        if probe is not None and 'online_linear' in ckpt: probe.load_state_dict(ckpt['online_linear'])
         changed = {k: (v, getattr(cfg, k, None)) for k, v in ckpt['config'].items() if k not in ('resume', 'out_dir') and config_dict(cfg).get(k) != v}
         if changed and main: warnings.warn(f"Resuming {ckpt_file} with changed parameters (saved, now): {changed}")
         if ckpt.get('world_size', world) * ckpt['config']['batch_size'] != world * cfg.batch_size and main:
@@ -226,7 +278,8 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
     def checkpoint(epoch):
         if main:
             save_checkpoint(checkpoint_path(out, step), model=model.state_dict(), optimizer=opt.state_dict(), scaler=scaler.state_dict(),
-                            step=step, epoch=epoch, world_size=world, config=config_dict(cfg), rng=rng_state())
+                            step=step, epoch=epoch, world_size=world, config=config_dict(cfg), rng=rng_state(),
+                            **({'online_linear': probe.state_dict()} if probe is not None else {}))
             prune_checkpoints(out, cfg.keep_last)
 
     log = None
@@ -261,13 +314,16 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
                 for g in opt.param_groups: g['lr'] = lr
                 total = torch.zeros((), device=device)
                 for micro in range(cfg.accum_steps):
-                    (v1, v2), _ = next(batches)
-                    v1, v2 = (v.to(device, non_blocking=True, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format) for v in (v1, v2))
+                    (v1, v2), labels = next(batches)
+                    v1, v2 = (v.to(device, non_blocking=True) for v in (v1, v2))
+                    if cfg.device_augment: v1, v2 = on_device[0](v1), on_device[1](v2)
+                    if cfg.channels_last: v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
                     sync = contextlib.nullcontext() if world == 1 or micro == cfg.accum_steps - 1 else net.no_sync()
                     with sync:
                         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
                             loss = forward(v1, v2, *multires_sizes(cfg, step, micro)) / cfg.accum_steps
                         scaler.scale(loss).backward()
+                    if probe is not None: probe.learn(labels)
                     total += loss.detach()
                 reduced = all_reduce_mean(torch.stack([total.float(), torch.tensor(float(stop.signal is not None), device=device)]))
                 value, stopping = reduced[0].item(), reduced[1].item() > 0
@@ -277,6 +333,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
                                              f"(now {cfg.lr}), use precision='fp32', or resume from that checkpoint.")
                 scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
                 model.update_target(momentum)
+                if probe is not None: probe.step()
                 step += 1; seen += global_batch
                 losses.append(value)
                 if main:
@@ -295,10 +352,13 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
                 last = step == total_steps
                 row = dict(epoch=epoch + 1, loss=float(np.mean(losses)) if losses else None, lr=lr, momentum=momentum,
                            images_per_s=seen / seconds if seconds else None, epoch_seconds=seconds)
+                if probe is not None: row['online_linear_train_top1'] = probe.train_top1()
                 if last or (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0):
-                    row['knn_top1'] = _knn_eval(model, cfg, knn_data, device, dtype)
+                    if probe is None: row['knn_top1'] = _knn_eval(model, cfg, knn_data, device, dtype)
+                    else: row['knn_top1'], row['online_linear_top1'] = _knn_eval(model, cfg, knn_data, device, dtype, probe.fc)
                 log.log(step, **row)
                 print(f"epoch {epoch + 1}: loss {row['loss']:.4f}" + (f"  kNN top-1 {row['knn_top1']:.2f}%" if 'knn_top1' in row else '')
+                      + (f"  online linear probe top-1 {row['online_linear_top1']:.2f}% (test)" if 'online_linear_top1' in row else '')
                       + f"  ({row['images_per_s']:.0f} img/s)")
             if epoch_done and not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0): checkpoint(epoch + 1)
             barrier()
