@@ -18,10 +18,10 @@ from torchvision.datasets.folder import find_classes, make_dataset, IMG_EXTENSIO
 # %% auto 0
 __all__ = ['FASHION_MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'REPO_DATA', 'BUNDLED_FASHION_MNIST', 'IMAGENET_MEAN', 'IMAGENET_STD',
            'DATASETS', 'read_idx', 'write_idx', 'find_fashion_mnist', 'load_fashion_mnist', 'make_sample',
-           'ssl_augmentation', 'eval_transform', 'load_cifar', 'load_stl10', 'FileImageDataset', 'image_folder',
-           'list_file_dataset', 'open_imagenet', 'open_image_folder', 'TwoViews', 'ImageDataset', 'Augmented',
-           'ResumableSampler', 'DatasetSpec', 'dataset_info', 'open_dataset', 'load_dataset', 'subset',
-           'subset_dataset']
+           'ssl_augmentation', 'eval_transform', 'crop_flip', 'device_augmentation', 'load_cifar', 'load_stl10',
+           'FileImageDataset', 'image_folder', 'list_file_dataset', 'open_imagenet', 'open_image_folder', 'TwoViews',
+           'ImageDataset', 'Augmented', 'ResumableSampler', 'DatasetSpec', 'dataset_info', 'open_dataset',
+           'load_dataset', 'subset', 'subset_dataset']
 
 # %% ../nbs/01_data.ipynb
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype('>i2'), 0x0C: np.dtype('>i4'), 0x0D: np.dtype('>f4'), 0x0E: np.dtype('>f8')}
@@ -100,22 +100,25 @@ def make_sample(src_root, dst, n_train: int = 3000, n_test: int = 1000, seed: in
         write_idx(dst / (_FILES[split][1] + '.gz'), y[idx].numpy())
 
 # %% ../nbs/01_data.ipynb
+def _geometry(size: int, crop_scale=None):
+    small = size < 64
+    return dict(scale=crop_scale or ((0.2, 1.0) if small else (0.08, 1.0)),
+                interpolation=v2.InterpolationMode.BILINEAR if small else v2.InterpolationMode.BICUBIC,
+                blur_kernel=max(3, int(0.1 * size) // 2 * 2 + 1))
+
 def ssl_augmentation(view: int, size: int = 224, channels: int = 3, mean=(0.485, 0.456, 0.406),
                      std=(0.229, 0.224, 0.225), crop_scale=None) -> v2.Compose:
     "BYOL's augmentation for `view` 1 or 2 (they differ in blur and solarize), for uint8 tensors or PIL images."
     if view not in (1, 2): raise ValueError(f"view must be 1 or 2, got {view!r}.")
     if channels not in (1, 3): raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}.")
-    small = size < 64
-    crop_scale = crop_scale or ((0.2, 1.0) if small else (0.08, 1.0))
-    kernel = max(3, int(0.1 * size) // 2 * 2 + 1)
+    g = _geometry(size, crop_scale)
     jitter = v2.ColorJitter(0.4, 0.4, 0.2, 0.1) if channels == 3 else v2.ColorJitter(0.4, 0.4)
     steps = [v2.ToImage(),
-             v2.RandomResizedCrop(size, scale=crop_scale, antialias=True,
-                                  interpolation=v2.InterpolationMode.BILINEAR if small else v2.InterpolationMode.BICUBIC),
+             v2.RandomResizedCrop(size, scale=g['scale'], antialias=True, interpolation=g['interpolation']),
              v2.RandomHorizontalFlip(),
              v2.RandomApply([jitter], p=0.8)]
     if channels == 3: steps.append(v2.RandomGrayscale(p=0.2))
-    steps += [v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=1.0 if view == 1 else 0.1),
+    steps += [v2.RandomApply([v2.GaussianBlur(g['blur_kernel'], sigma=(0.1, 2.0))], p=1.0 if view == 1 else 0.1),
               v2.RandomSolarize(128, p=0.0 if view == 1 else 0.2),
               v2.ToDtype(torch.float32, scale=True),
               v2.Normalize(list(mean)[:channels], list(std)[:channels])]
@@ -126,6 +129,26 @@ def eval_transform(size: int = 224, channels: int = 3, mean=(0.485, 0.456, 0.406
     steps = [v2.ToImage()]
     if size >= 64: steps += [v2.Resize(int(round(size / 0.875)), antialias=True), v2.CenterCrop(size)]
     return v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean)[:channels], list(std)[:channels])])
+
+# %% ../nbs/01_data.ipynb
+def crop_flip(size: int = 224, crop_scale=None) -> v2.Compose:
+    "The loader's share of `device_augment`: random resized crop and flip, as float in [0, 1]."
+    g = _geometry(size, crop_scale)
+    return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, scale=g['scale'], antialias=True, interpolation=g['interpolation']),
+                       v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True)])
+
+def device_augmentation(view: int, size: int = 224, channels: int = 3, mean=(0.485, 0.456, 0.406),
+                        std=(0.229, 0.224, 0.225)) -> torch.nn.Module:
+    "The device's share of view 1 or 2: per-sample colour jitter, grayscale, blur, solarize, then normalise (kornia)."
+    import kornia.augmentation as K
+    if view not in (1, 2): raise ValueError(f"view must be 1 or 2, got {view!r}.")
+    k = _geometry(size)['blur_kernel']
+    steps = [K.ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.8) if channels == 3 else K.ColorJitter(0.4, 0.4, p=0.8)]
+    if channels == 3: steps.append(K.RandomGrayscale(p=0.2))
+    steps += [K.RandomGaussianBlur((k, k), (0.1, 2.0), p=1.0 if view == 1 else 0.1),
+              K.RandomSolarize(0.0, 0.0, p=0.0 if view == 1 else 0.2),   # threshold exactly 0.5 of the range
+              K.Normalize(torch.tensor(mean[:channels]), torch.tensor(std[:channels]))]
+    return torch.nn.Sequential(*steps)
 
 # %% ../nbs/01_data.ipynb
 class _ArraysOnlyUnpickler(pickle.Unpickler):
