@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torchvision.io import decode_image, ImageReadMode
+from PIL import Image
+from torchvision.transforms.v2.functional import pil_to_tensor
 from torchvision.ops import box_iou, FrozenBatchNorm2d
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
@@ -168,7 +169,7 @@ VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', '
                'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
 
 def _read_image(path) -> torch.Tensor:
-    return decode_image(str(path), mode=ImageReadMode.RGB).float() / 255
+    with Image.open(path) as im: return pil_to_tensor(im.convert('RGB')).float() / 255
 
 class VOCDetection(torch.utils.data.Dataset):
     "A VOC-format split: ImageSets/Main/{split}.txt, JPEGImages/{id}.jpg, Annotations/{id}.xml."
@@ -358,7 +359,7 @@ def detectron2_available() -> bool:
 def _require_detectron2():
     if not detectron2_available():
         raise ImportError("detectron2 is not installed. On a machine with a CUDA GPU: "
-                          "pip install 'git+https://github.com/facebookresearch/detectron2.git' (needs torch, a CUDA toolkit "
+                          "pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git' (needs torch, a CUDA toolkit "
                           "matching torch.version.cuda, and gcc); or use the torchvision path (build_detector, finetune).")
 
 def register_res5_extra_norm():
@@ -425,14 +426,16 @@ def main(argv=None):
     t = sub.add_parser('train', help='detectron2 train_net-style fine-tuning and evaluation (needs detectron2)')
     t.add_argument('config'); t.add_argument('weights'); t.add_argument('--datasets', default=None)
     t.add_argument('--gpus', type=int, default=1); t.add_argument('--output', default='runs/detectron2')
-    t.add_argument('--eval-only', action='store_true'); t.add_argument('opts', nargs=argparse.REMAINDER)
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    t.add_argument('--eval-only', action='store_true')
+    args, opts = p.parse_known_args(sys.argv[1:] if argv is None else argv)   # what is left: detectron2 KEY VALUE overrides
+    bad = [o for o in opts if o.startswith('-')] or (opts if args.command == 'export' else [])
+    if bad or len(opts) % 2: p.error(f"unexpected arguments {bad or opts}: after `train CONFIG WEIGHTS [options]` come detectron2 KEY VALUE pairs only.")
     try:
         if args.command == 'export':
             out = export_detectron2(args.checkpoint, args.out)
             print(f"wrote {out} ({len(load_detectron2_pkl(out))} tensors, detectron2 names)")
         else:
-            detectron2_train(args.config, args.weights, args.output, args.datasets, args.gpus, args.opts, args.eval_only)
+            detectron2_train(args.config, args.weights, args.output, args.datasets, args.gpus, opts, args.eval_only)
     except (FileNotFoundError, ValueError, KeyError, ImportError) as err: raise SystemExit(f"error: {err}") from None
 
 # %% ../nbs/06_detection.ipynb

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from torchvision.io import decode_image, ImageReadMode
+from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 # %% auto 0
@@ -90,7 +90,7 @@ class ReidImages(Dataset):
     def __init__(self, paths, size=REID_SIZE): self.paths, self.size = list(paths), tuple(size)
     def __len__(self): return len(self.paths)
     def __getitem__(self, i):
-        x = TF.resize(decode_image(str(self.paths[i]), mode=ImageReadMode.RGB), list(self.size), antialias=True)
+        with Image.open(self.paths[i]) as im: x = TF.resize(TF.pil_to_tensor(im.convert('RGB')), list(self.size), antialias=True)
         return TF.normalize(x.float() / 255, IMAGENET_MEAN, IMAGENET_STD)
 
 @torch.no_grad()
@@ -243,7 +243,8 @@ class Sysu30kTrain(Dataset):
         for attempt in range(len(self)):   # bad_images='skip': the next readable image instead
             j = (i + attempt) % len(self)
             path = self.root / self.paths[j].decode()
-            try: x = decode_image(str(path), mode=ImageReadMode.RGB)
+            try:
+                with Image.open(path) as im: x = TF.pil_to_tensor(im.convert('RGB'))
             except Exception as e:
                 if self.bad_images == 'fail': raise RuntimeError(f"Cannot read image {path}: {e}. Fix or remove it, or pass bad_images='skip'.") from None
                 continue
