@@ -21,7 +21,7 @@ from .optim import lr_at
 # %% auto 0
 __all__ = ['PROTOCOLS', 'EvalConfig', 'load_eval_config', 'class_balanced_subset', 'subset_file_name', 'write_subset',
            'read_subset', 'Classifier', 'topk_correct', 'evaluate_classifier', 'fit', 'linear_train_transform',
-           'linear_eval', 'finetune', 'linear_eval_features', 'evaluate_checkpoint', 'main']
+           'linear_eval', 'finetune', 'linear_eval_features', 'dataset_labels', 'evaluate_checkpoint', 'main']
 
 # %% ../nbs/04a_linear.ipynb
 PROTOCOLS = ('linear', 'linear_features', 'finetune')
@@ -209,6 +209,13 @@ def linear_eval_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: t
     return dict(top1=100.0 * c1 / len(test_y), top5=100.0 * c5 / len(test_y), train_top1=rows[-1]['train_top1'])
 
 # %% ../nbs/04a_linear.ipynb
+def dataset_labels(ds) -> torch.Tensor:
+    "The labels of a dataset without decoding its images where it keeps them apart (in-memory labels, file lists, subsets)."
+    if isinstance(ds, torch.utils.data.Subset): return dataset_labels(ds.dataset)[torch.as_tensor(ds.indices)]
+    if hasattr(ds, 'labels'): return torch.as_tensor(ds.labels)
+    if hasattr(ds, 'samples'): return torch.tensor([int(y) for _, y in ds.samples])
+    return torch.tensor([int(y) for _, y in ds])
+
 def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **kwargs) -> dict:
     "Run `cfg.protocol` on the backbone of `checkpoint`; returns the results (also in <out_dir>/results.json)."
     cfg = cfg or EvalConfig(**kwargs)
@@ -219,10 +226,10 @@ def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **
     out.mkdir(parents=True, exist_ok=True)
     train_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train'), cfg.train_size, cfg.seed)
     test_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test'), cfg.test_size, cfg.seed)
-    num_classes = info['num_classes'] or len(getattr(train_set, 'classes', None) or []) or int(max(int(y) for _, y in train_set)) + 1
+    num_classes = info['num_classes'] or int(dataset_labels(train_set).max()) + 1
     subset_file = None
     if cfg.label_fraction:
-        labels = train_set.labels if hasattr(train_set, 'labels') else torch.tensor([int(y) for _, y in train_set])
+        labels = dataset_labels(train_set)
         idx = class_balanced_subset(labels, cfg.label_fraction, cfg.seed)
         subset_file = write_subset(out / subset_file_name(cfg.label_fraction, cfg.seed), idx,
                                    f'{cfg.dataset} labelled split{f" (seeded subset of {cfg.train_size})" if cfg.train_size else ""}: '
