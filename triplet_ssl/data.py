@@ -20,8 +20,8 @@ __all__ = ['FASHION_MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'REPO_DATA', 'BUNDLE
            'DATASETS', 'read_idx', 'write_idx', 'find_fashion_mnist', 'load_fashion_mnist', 'make_sample',
            'ssl_augmentation', 'eval_transform', 'crop_flip', 'device_augmentation', 'load_cifar', 'load_stl10',
            'FileImageDataset', 'image_folder', 'list_file_dataset', 'open_imagenet', 'open_image_folder', 'TwoViews',
-           'ImageDataset', 'Augmented', 'ResumableSampler', 'DatasetSpec', 'dataset_info', 'open_dataset',
-           'load_dataset', 'subset', 'subset_dataset']
+           'ImageDataset', 'Augmented', 'ResumableSampler', 'DatasetSpec', 'open_sysu30k', 'dataset_info',
+           'open_dataset', 'load_dataset', 'subset', 'subset_dataset']
 
 # %% ../nbs/01_data.ipynb
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype('>i2'), 0x0C: np.dtype('>i4'), 0x0D: np.dtype('>f4'), 0x0E: np.dtype('>f8')}
@@ -319,6 +319,13 @@ def _in_memory(load):
         return ImageDataset(*load(root, 'train' if split == 'pretrain' else split))
     return open_
 
+def open_sysu30k(root, split: str = 'pretrain', bad_images: str = 'fail'):
+    "SYSU-30k's training bags (`root`/sysu_train_set_all/<BAG>/<image>, or the released train.txt list); the same images for every split."
+    from triplet_ssl.reid import Sysu30kTrain   # 07_reid: the re-ID layout and its test protocol live there
+    if root is None: raise FileNotFoundError("dataset='sysu30k' needs data_dir: the folder holding sysu_train_set_all/ (and optionally train.txt).")
+    lst = Path(root) / 'train.txt'
+    return Sysu30kTrain(root, list_file=lst if lst.is_file() else None, bad_images=bad_images)
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DATASETS = {
     'fashion_mnist': DatasetSpec(_in_memory(load_fashion_mnist), 28, 1, (0.2860,), (0.3530,), 10),
@@ -327,6 +334,8 @@ DATASETS = {
     'stl10': DatasetSpec(lambda root, split, bad_images='fail': ImageDataset(*load_stl10(root, split)), 96, 3, (0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713), 10),
     'imagenet': DatasetSpec(open_imagenet, 224, 3, IMAGENET_MEAN, IMAGENET_STD, 1000),
     'image_folder': DatasetSpec(open_image_folder, 224, 3, IMAGENET_MEAN, IMAGENET_STD, None),
+    # kNN on bag labels during SSL fine-tuning is a sanity check only; re-ID is evaluated by 07_reid
+    'sysu30k': DatasetSpec(open_sysu30k, 224, 3, IMAGENET_MEAN, IMAGENET_STD, None),
 }
 
 def dataset_info(name: str) -> dict:

@@ -83,6 +83,7 @@ class Config:
     checkpoint_every: int | None = None  # also checkpoint every this many steps (long epochs)
     keep_last: int = 2              # checkpoints kept
     resume: str | None = None       # None: fresh run; 'auto': latest valid checkpoint in out_dir, if any; or a path
+    init_checkpoint: str | None = None  # start from this run's weights (online, target, heads) with a fresh optimizer and schedule
     num_workers: int = 1            # data-loader worker processes per process
     device: str = 'auto'            # 'auto', 'cpu', 'cuda'
     seed: int = 0
@@ -272,6 +273,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
         if changed and main: warnings.warn(f"Resuming {ckpt_file} with changed parameters (saved, now): {changed}")
         if ckpt.get('world_size', world) * ckpt['config']['batch_size'] != world * cfg.batch_size and main:
             warnings.warn("The global batch differs from the checkpoint's: the data order will not continue exactly.")
+    if cfg.init_checkpoint and ckpt is None: load_checkpoint(cfg.init_checkpoint, model, arch=cfg.arch)   # e.g. SYSU-30k from ImageNet
     net = DDP(model, device_ids=[device] if device.type == 'cuda' else None) if world > 1 else model
     forward = torch.compile(net) if cfg.compile else net
 
