@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_reid.ipynb 3
 from __future__ import annotations
-import json, os, re, time
+import json, os, re, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -247,6 +247,6 @@ class Sysu30kTrain(Dataset):
                 with Image.open(path) as im: x = TF.pil_to_tensor(im.convert('RGB'))
             except Exception as e:
                 if self.bad_images == 'fail': raise RuntimeError(f"Cannot read image {path}: {e}. Fix or remove it, or pass bad_images='skip'.") from None
-                continue
+                warnings.warn(f"Cannot read image {path}: {e}; skipped (bad_images='skip')."); continue
             return (self.transform(x) if self.transform else x), int(self.labels[j])
         raise RuntimeError(f"No readable image under {self.root}.")
