@@ -13,7 +13,7 @@ import torch.distributed as dist
 import yaml
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm   # text bars: the same in a terminal, JupyterLab and papermill logs
 from .losses import deputy_band
 from .data import (Augmented, ResumableSampler, TwoViews, dataset_info, eval_transform, open_dataset,
                               ssl_augmentation, subset_dataset, crop_flip, device_augmentation)
@@ -339,7 +339,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
                 step += 1; seen += global_batch
                 losses.append(value)
                 if main:
-                    bar.set_postfix(loss=f'{value:.4f}', lr=f'{lr:.3g}')
+                    bar.set_postfix(loss=f'{value:.4f}', lr=f'{lr:.3g}', refresh=False)   # the bar redraws at its own pace
                     if step % cfg.log_every == 0:
                         log.log_step(step, loss=value, lr=lr, momentum=momentum, images_per_s=seen / (time.time() - t0))
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0: checkpoint(epoch)
