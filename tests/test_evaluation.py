@@ -152,10 +152,3 @@ def test_learning_efficiency_and_figures_notebooks(tmp_path):
     assert r.returncode == 0, r.stderr[-4000:]
     for name in ('tsne.png', 'similarity_distribution.png'): assert (figs / name).stat().st_size > 10_000, name
     assert '| triplet (2,10), EMA m0=0.9 |' in (tmp_path / 'f.ipynb').read_text()   # the recorded runs, named from their configs
-
-
-@pytest.mark.parametrize('notebook', ['04a_linear.ipynb', '04b_interop.ipynb', '04c_embedding.ipynb'])
-def test_evaluation_library_notebooks(notebook):
-    "tests/test_notebooks.py collects nbs/[0-9][0-9]_*.ipynb only, which skips the lettered notebooks: run these here."
-    r = subprocess.run([BIN / 'nbdev_test', '--path', f'nbs/{notebook}'], cwd=REPO, capture_output=True, text=True, env=ENV)
-    assert r.returncode == 0 and 'Failed' not in r.stderr + r.stdout, r.stderr[-6000:] + r.stdout[-2000:]

@@ -5,7 +5,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-LIBRARY_NOTEBOOKS = sorted(p.name for p in (REPO / 'nbs').glob('[0-9][0-9]_*.ipynb'))
+LIBRARY_NOTEBOOKS = sorted(p.name for p in (REPO / 'nbs').glob('[0-9][0-9]*.ipynb'))
 
 
 def test_export_in_sync(tmp_path):
