@@ -38,7 +38,7 @@ data:
 demo: setup data
 	mkdir -p $(RUN)
 	$(VENV)/bin/papermill nbs/experiments/pretrain.ipynb $(RUN)/pretrain.ipynb -f configs/cpu_demo.yaml -p out_dir $(RUN) --log-output $(DEMO_PARAMS)
-	@echo "Run folder: $(RUN) (metrics.jsonl, curves.png, pretrain.ipynb, checkpoint.pt)"
+	@echo "Run folder: $(RUN) (pretrain.ipynb, metrics.jsonl, steps.jsonl, curves.png, tb/, checkpoint-*.pt)"
 
 # Export in sync, every library notebook's tests (nbdev_test), and the pytest suite, in one pytest run.
 test: setup data
