@@ -173,6 +173,12 @@ def _seed_worker(worker_id):
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
 
+def _num_classes(ds) -> int:
+    "Classes of a dataset (or a Subset of one) from its labels, without decoding images."
+    base = ds.dataset if isinstance(ds, torch.utils.data.Subset) else ds
+    if getattr(base, 'classes', None): return len(base.classes)
+    return int(torch.as_tensor(base.labels).max()) + 1
+
 def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[float, float]:
     "kNN top-1 (%) of the online backbone; with `probe`, also the online linear probe's top-1 on the same test features."
     bank_loader, test_loader, num_classes = knn_data
@@ -245,7 +251,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
         bank = Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train', cfg.bad_images), cfg.knn_bank_size, cfg.seed), tf)
         test = Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test', cfg.bad_images), cfg.knn_test_size, cfg.seed), tf)
         eval_kw = dict(batch_size=512, num_workers=cfg.num_workers, pin_memory=device.type == 'cuda')
-        knn_data = (DataLoader(bank, **eval_kw), DataLoader(test, **eval_kw), info['num_classes'] or len(getattr(bank.dataset, 'classes', None) or []) or int(max(l for _, l in bank.dataset)) + 1)
+        knn_data = (DataLoader(bank, **eval_kw), DataLoader(test, **eval_kw), info['num_classes'] or _num_classes(bank.dataset))
 
     # Model, optimizer, scaler; weights identical on every process (same seed).
     seed_everything(cfg.seed)
