@@ -169,26 +169,23 @@ def _loaders(train_set, test_set, info, cfg: EvalConfig, size):
                        generator=g, **kw),
             DataLoader(Augmented(test_set, test_tf), batch_size=cfg.batch_size, **kw))
 
-def linear_eval(backbone: nn.Module, train_set, test_set, num_classes: int, cfg: EvalConfig, info: dict, log=print) -> dict:
-    "Train a linear layer on the frozen backbone (eval mode) with augmentation; top-1/top-5 on `test_set`."
+def _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, frozen: bool):
     device, size = _device(cfg.device), cfg.image_size or info['size']
     torch.manual_seed(cfg.seed)
-    model = Classifier(backbone, num_classes, frozen=True).to(device)
+    model = Classifier(backbone, num_classes, frozen=frozen).to(device)
     train_loader, test_loader = _loaders(train_set, test_set, info, cfg, size)
-    rows = fit(model, [dict(params=model.fc.parameters(), lr=cfg.lr)], train_loader, cfg.epochs, cfg.warmup_epochs, cfg.momentum,
-               cfg.weight_decay, device, log)
+    groups = [dict(params=model.fc.parameters(), lr=cfg.lr)]
+    if not frozen: groups.append(dict(params=model.backbone.parameters(), lr=cfg.lr if cfg.backbone_lr is None else cfg.backbone_lr))
+    rows = fit(model, groups, train_loader, cfg.epochs, cfg.warmup_epochs, cfg.momentum, cfg.weight_decay, device, log)
     return dict(**evaluate_classifier(model, test_loader, device), epochs=rows), model
+
+def linear_eval(backbone: nn.Module, train_set, test_set, num_classes: int, cfg: EvalConfig, info: dict, log=print) -> dict:
+    "Train a linear layer on the frozen backbone (eval mode) with augmentation; top-1/top-5 on `test_set`."
+    return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, frozen=True)
 
 def finetune(backbone: nn.Module, train_set, test_set, num_classes: int, cfg: EvalConfig, info: dict, log=print) -> dict:
     "Fine-tune backbone (at `backbone_lr`) and a new fc (at `lr`) together; top-1/top-5 on `test_set`."
-    device, size = _device(cfg.device), cfg.image_size or info['size']
-    torch.manual_seed(cfg.seed)
-    model = Classifier(backbone, num_classes, frozen=False).to(device)
-    train_loader, test_loader = _loaders(train_set, test_set, info, cfg, size)
-    groups = [dict(params=model.fc.parameters(), lr=cfg.lr),
-              dict(params=model.backbone.parameters(), lr=cfg.lr if cfg.backbone_lr is None else cfg.backbone_lr)]
-    rows = fit(model, groups, train_loader, cfg.epochs, cfg.warmup_epochs, cfg.momentum, cfg.weight_decay, device, log)
-    return dict(**evaluate_classifier(model, test_loader, device), epochs=rows), model
+    return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, frozen=False)
 
 # %% ../nbs/04a_linear.ipynb
 def linear_eval_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor, num_classes: int,
