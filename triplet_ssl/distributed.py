@@ -83,7 +83,7 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x):
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1): return super().forward(x)
         dims = [0] + list(range(2, x.dim()))
-        xf = x.float()
+        xf = x if x.dtype == torch.float64 else x.float()   # float64 stays exact (cross-process comparisons)
         count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
         stats = _AllReduceSum.apply(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count[None]]))
         c = x.shape[1]; n = stats[-1]

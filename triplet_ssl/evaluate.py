@@ -25,11 +25,12 @@ def extract_features(net: nn.Module, batches, device='cpu', dtype=None, return_l
     was_training = net.training
     net.eval()
     feats, labels = [], []
+    in_dtype = torch.float64 if any(p.dtype == torch.float64 for p in net.parameters()) else None   # a float64 net gets float64 input
     try:
         for x in batches:
             if isinstance(x, (tuple, list)): x, y = x[0], x[1]; labels.append(torch.as_tensor(y))
             with torch.autocast(torch.device(device).type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                feats.append(F.normalize(net(x.to(device, non_blocking=True)).float(), dim=1).cpu())
+                feats.append(F.normalize(net(x.to(device, dtype=in_dtype, non_blocking=True)).float(), dim=1).cpu())
     finally: net.train(was_training)
     if return_labels:
         if not labels: raise ValueError("return_labels=True needs batches of (images, labels).")

@@ -41,8 +41,12 @@ def deputy_band(deputy, n_neg: int) -> tuple[int, int]:
 
 # %% ../nbs/00_losses.ipynb
 def pairwise_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    "d[i, j] = -2 cos(pred_i, target_j) = ||p_i - t_j||^2 - 2 for unit vectors, in float32."
-    return -2 * F.normalize(pred.float(), dim=1) @ F.normalize(target.float(), dim=1).T
+    "d[i, j] = -2 cos(pred_i, target_j) = ||p_i - t_j||^2 - 2 for unit vectors, in float32 (float64 inputs stay float64)."
+    return -2 * F.normalize(_wide(pred), dim=1) @ F.normalize(_wide(target), dim=1).T
+
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    "float32, or float64 for float64 input (gradient checks and exact cross-process comparisons need it)."
+    return x if x.dtype == torch.float64 else x.float()
 
 # %% ../nbs/00_losses.ipynb
 class _GatherRows(torch.autograd.Function):
@@ -77,12 +81,12 @@ def truncated_triplet_loss(pred: torch.Tensor, target: torch.Tensor, *, deputy=(
     "Mean over rows of max(0, gamma*d_ap - d_an + margin); row i of `target` is the positive of row i of `pred`, the others its negatives."
     if pred.ndim != 2 or pred.shape != target.shape:
         raise ValueError(f"pred and target must both be (n, d) with the same shape; got {tuple(pred.shape)} and {tuple(target.shape)}.")
-    # Computed in float32 even under autocast: with margin 100, bf16 would leave the loss a resolution of 1.
+    # Computed in float32 even under autocast (float64 input: in float64): with margin 100, bf16 would leave the loss a resolution of 1.
     with torch.autocast(pred.device.type, enabled=False):
         target, offset = gather_negatives(target, negatives)
         n, m = pred.shape[0], target.shape[0]
         lo, hi = deputy_band(deputy, m - 1)
-        p, t = F.normalize(pred.float(), dim=1), F.normalize(target.float(), dim=1)
+        p, t = F.normalize(_wide(pred), dim=1), F.normalize(_wide(target), dim=1)
         with torch.no_grad():   # the ranking only picks columns; the gradient flows through the picked entries below
             sim = p @ t.T   # ranking by similarity, most similar first, is ranking d = -2 sim ascending
             sim.diagonal(offset).fill_(-float('inf'))   # the positive is no negative: last of the row's m entries

@@ -4,21 +4,81 @@
 
 # %% ../nbs/02b_runs.ipynb 3
 from __future__ import annotations
-import json, os, platform, random, re, subprocess, sys, time, warnings
+import errno, hashlib, io, json, os, pickle, platform, random, re, shutil, socket, subprocess, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto 0
-__all__ = ['save_checkpoint', 'checkpoint_path', 'list_checkpoints', 'prune_checkpoints', 'load_checkpoint', 'latest_checkpoint',
-           'seed_everything', 'rng_state', 'set_rng_state', 'MetricsLog', 'read_metrics', 'provenance']
+__all__ = ['MANIFEST', 'RESUME_KEYS', 'RUN_FILES', 'CheckpointError', 'RunError', 'write_atomic', 'read_manifest',
+           'save_checkpoint', 'checkpoint_path', 'list_checkpoints', 'read_checkpoint', 'load_checkpoint',
+           'latest_checkpoint', 'prune_checkpoints', 'RunLock', 'check_run_folder', 'seed_everything', 'rng_state',
+           'set_rng_state', 'MetricsLog', 'read_metrics', 'provenance']
 
 # %% ../nbs/02b_runs.ipynb
-def save_checkpoint(path, **state):
-    "torch.save to a temporary file in the same folder, then an atomic rename."
+class CheckpointError(ValueError):
+    "A checkpoint file that cannot be used; the message names the file, the reason and what to do."
+
+class RunError(RuntimeError):
+    "A run that cannot start or go on as asked (folder in use or holding another run, disk full, non-finite weights)."
+
+MANIFEST = 'checkpoints.json'
+
+def _first_line(e: BaseException) -> str:
+    "An exception as one short line (some, like EOFError(), have no message at all)."
+    lines = str(e).strip().splitlines()
+    return type(e).__name__ + (f': {lines[0][:200]}' if lines else '')
+
+def _fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
+    except OSError: pass   # not every filesystem (or OS) can fsync a folder
+
+def _mount_point(path) -> Path:
+    p = Path(path).resolve()
+    while not os.path.ismount(p): p = p.parent
+    return p
+
+def write_atomic(path, data: bytes | memoryview):
+    "Write `data` to `path` so that a crash leaves either the old file or the new one: NAME.tmp, fsync, rename, fsync the folder."
     path = Path(path); tmp = path.with_name(path.name + '.tmp')
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(data); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)   # a partial file would keep the disk full
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(path.parent).free
+            raise RunError(f"No space left on device {_mount_point(path.parent)} writing {path} (needs about {len(data) / 2**20:.1f} MB, "
+                           f"{free / 2**20:.1f} MB free). The partial file was removed and earlier files are intact: free some space "
+                           f"(or lower keep_last), then continue with resume=auto.") from None
+        raise
+    _fsync_dir(path.parent)
+
+def read_manifest(out_dir) -> dict:
+    "checkpoints.json of a run folder: {file name: {sha256, bytes, step, run_id}}; {} if there is none."
+    p = Path(out_dir) / MANIFEST
+    if not p.exists(): return {}
+    try: return json.loads(p.read_text())
+    except (ValueError, OSError) as e:
+        warnings.warn(f"{p} cannot be read ({_first_line(e)}); checkpoints in {p.parent} are loaded without checksum verification.")
+        return {}
+
+def save_checkpoint(path, run_id: str | None = None, **state):
+    "Save `state` (weights-only-loadable values) to `path`: checksum recorded first, then an atomic, fsynced write."
+    path = Path(path)
+    buf = io.BytesIO(); torch.save(state, buf); data = buf.getbuffer()
+    manifest = read_manifest(path.parent)
+    before = dict(manifest)
+    manifest[path.name] = dict(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), step=state.get('step'), run_id=run_id)
+    write_atomic(path.parent / MANIFEST, json.dumps(manifest, indent=1).encode())
+    try: write_atomic(path, data)
+    except BaseException:
+        with __import__('contextlib').suppress(Exception): write_atomic(path.parent / MANIFEST, json.dumps(before, indent=1).encode())
+        raise
 
 def checkpoint_path(out_dir, step: int) -> Path: return Path(out_dir) / f'checkpoint-{step:08d}.pt'
 
@@ -26,37 +86,123 @@ def list_checkpoints(out_dir) -> list[Path]:
     "The run folder's checkpoints, oldest first."
     return sorted(p for p in Path(out_dir).glob('checkpoint-*.pt') if re.fullmatch(r'checkpoint-\d{8}\.pt', p.name))
 
-def prune_checkpoints(out_dir, keep_last: int):
-    "Delete all but the newest `keep_last` checkpoints."
-    for p in list_checkpoints(out_dir)[:-keep_last] if keep_last > 0 else []: p.unlink(missing_ok=True)
-
-def load_checkpoint(path, model: torch.nn.Module | None = None, arch: str | None = None) -> dict:
-    "Load a checkpoint safely (weights_only); check its arch and load its weights into `model` if given."
+# %% ../nbs/02b_runs.ipynb
+def read_checkpoint(path, verify: bool = True) -> dict | object:
+    """The one place this package reads a checkpoint file: `torch.load(weights_only=True)`, the sha256 recorded in
+    the folder's `checkpoints.json` verified (`verify`), and one vocabulary of errors (`CheckpointError`)."""
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"Checkpoint {str(path)!r} does not exist.")
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    data = path.read_bytes()
+    if not data:
+        raise CheckpointError(f"{path} is empty (0 bytes): a crash or a full disk while it was written leaves such a file. "
+                              "Use an earlier checkpoint (resume=auto picks the newest good one).")
+    entry = read_manifest(path.parent).get(path.name) if verify else None
+    if entry and hashlib.sha256(data).hexdigest() != entry.get('sha256'):
+        raise CheckpointError(f"{path} does not match the sha256 recorded in {path.parent / MANIFEST} when it was written "
+                              f"({len(data)} bytes now, {entry.get('bytes')} then): the file is corrupted. Use an earlier "
+                              "checkpoint (resume=auto picks the newest good one) or restore it from a backup.")
+    try: return torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        if 'weights_only' in str(e) or 'Weights only load failed' in str(e):
+            raise CheckpointError(f"{path} holds Python objects other than tensors; refusing to unpickle it (a pickle can run code). "
+                                  "If you trust its source, load it yourself and re-save its state_dict with torch.save.") from None
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({_first_line(e)}).") from None
     except Exception as e:
-        raise ValueError(f"{path} cannot be read as a checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
-                         "It may be truncated or not a weights-only torch file.") from None
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({_first_line(e)}): it may be truncated, corrupted "
+                              "or not a torch file.") from None
+
+def load_checkpoint(path, model: torch.nn.Module | None = None, arch: str | None = None) -> dict:
+    "A triplet-ssl checkpoint (see `read_checkpoint`); check its arch and load its weights into `model` if given."
+    path = Path(path)
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict) or 'model' not in ckpt:
-        raise ValueError(f"{path} is not a triplet-ssl checkpoint (no 'model' entry).")
+        raise CheckpointError(f"{path} is not a triplet-ssl checkpoint (no 'model' entry).")
     saved_arch = ckpt.get('config', {}).get('arch')
     if arch is not None and saved_arch is not None and saved_arch != arch:
-        raise ValueError(f"{path} holds a {saved_arch!r} network but arch={arch!r} was asked for; "
-                         f"use arch={saved_arch!r} or another checkpoint.")
+        raise CheckpointError(f"{path} holds a {saved_arch!r} network but arch={arch!r} was asked for; "
+                              f"use arch={saved_arch!r} or another checkpoint.")
     if model is not None:
         try: model.load_state_dict(ckpt['model'])
         except RuntimeError as e:
-            raise ValueError(f"{path} (arch {saved_arch!r}) does not fit this model: {str(e).splitlines()[0]} "
-                             "Build the model with the checkpoint's config (ckpt['config']).") from None
+            raise CheckpointError(f"{path} (arch {saved_arch!r}) does not fit this model: {_first_line(e)} "
+                                  "Build the model with the checkpoint's config (ckpt['config']).") from None
     return ckpt
 
-def latest_checkpoint(out_dir) -> tuple[Path, dict] | tuple[None, None]:
-    "The newest checkpoint of `out_dir` that loads, with its contents; broken ones are reported and skipped."
+RESUME_KEYS = ('model', 'optimizer', 'scaler', 'rng', 'step', 'config')
+
+def latest_checkpoint(out_dir, require: tuple = ('model',)) -> tuple[Path, dict] | tuple[None, None]:
+    "The newest checkpoint of `out_dir` that loads, verifies and holds the `require`d entries; the others are reported and skipped."
     for p in reversed(list_checkpoints(out_dir)):
-        try: return p, load_checkpoint(p)
-        except ValueError as e: warnings.warn(f"Skipping unreadable checkpoint: {e}")
+        try: ckpt = load_checkpoint(p)
+        except CheckpointError as e: warnings.warn(f"Skipping unreadable checkpoint: {e}"); continue
+        missing = [k for k in require if k not in ckpt]
+        if missing: warnings.warn(f"Skipping checkpoint {p}: it has no {', '.join(missing)} (needed to resume)."); continue
+        return p, ckpt
     return None, None
+
+def _verifies(p: Path, entry: dict | None) -> bool:
+    try: return bool(entry) and p.stat().st_size > 0 and hashlib.sha256(p.read_bytes()).hexdigest() == entry.get('sha256')
+    except OSError: return False
+
+def prune_checkpoints(out_dir, keep_last: int, run_id: str | None = None):
+    """Delete run `run_id`'s checkpoints but its newest `keep_last`. Files of other runs (or with no manifest entry)
+    are never touched, nor the newest of this run's checkpoints that verifies."""
+    if keep_last < 1: return
+    manifest = read_manifest(out_dir)
+    ours = [p for p in list_checkpoints(out_dir) if p.name in manifest and manifest[p.name].get('run_id') == run_id]
+    keep, drop = ours[-keep_last:], ours[:-keep_last]
+    if not any(_verifies(p, manifest[p.name]) for p in reversed(keep)):
+        good = next((p for p in reversed(drop) if _verifies(p, manifest[p.name])), None)
+        if good is not None: drop.remove(good)
+    for p in drop:
+        p.unlink(missing_ok=True); manifest.pop(p.name, None)
+    if drop: write_atomic(Path(out_dir) / MANIFEST, json.dumps(manifest, indent=1).encode())
+
+# %% ../nbs/02b_runs.ipynb
+class RunLock:
+    """An exclusive lock on a run folder for the run's life: `flock` on `out_dir/.lock`, which the OS releases when the
+    process ends however it ends (`kill -9` too). The file names the holder, so a second run can say who it is."""
+    def __init__(self, out_dir): self.path, self.fd = Path(out_dir) / '.lock', None
+
+    def acquire(self) -> 'RunLock':
+        try: import fcntl
+        except ImportError: warnings.warn("No fcntl on this OS: the run folder is not locked."); return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            holder = self.path.read_text().strip() or 'holder unknown'
+            raise RunError(f"out_dir {self.path.parent} is in use by another run ({holder}). Wait for it to finish or stop it, "
+                           f"or choose another out_dir.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"host {socket.gethostname()}, PID {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is not None: os.close(self.fd); self.fd = None   # closing drops the lock; the file stays (deleting it would race)
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+
+RUN_FILES = ('metrics.jsonl', 'steps.jsonl', 'run.json', 'config.yaml', MANIFEST)
+
+def check_run_folder(out_dir, resume: bool, overwrite: bool = False):
+    """Refuse a fresh run into a folder that holds a run (its checkpoints or metrics), unless `overwrite`, which
+    deletes that run's files first. Also refuse an `out_dir` that is a file."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"out_dir {out} is a file, not a folder; choose a folder path for out_dir.")
+    if resume or not out.is_dir(): return
+    ckpts = list_checkpoints(out)
+    logged = [n for n in ('metrics.jsonl', 'steps.jsonl') if (out / n).exists() and (out / n).stat().st_size > 0]
+    if not (ckpts or logged): return
+    if not overwrite:
+        what = f"{len(ckpts)} checkpoint(s), newest {ckpts[-1].name}" if ckpts else ' and '.join(logged)
+        raise RunError(f"out_dir {out} already holds a run ({what}). Continue it with resume=auto, choose a new out_dir, "
+                       "or pass overwrite=true to delete that run's files and start again.")
+    for p in ckpts: p.unlink(missing_ok=True)
+    for n in RUN_FILES: (out / n).unlink(missing_ok=True)
+    shutil.rmtree(out / 'tb', ignore_errors=True)
 
 # %% ../nbs/02b_runs.ipynb
 def seed_everything(seed: int):
@@ -103,6 +249,8 @@ class MetricsLog:
             (self.dir / name).write_text(''.join(json.dumps(r) + '\n' for r in rows if r['step'] <= step))
     def close(self):
         if self.tb: self.tb.close()
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
 
 def read_metrics(out_dir, name: str = 'metrics') -> list[dict]:
     "The rows of a run folder's metrics.jsonl (per epoch) or, with name='steps', steps.jsonl."

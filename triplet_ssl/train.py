@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb 3
 from __future__ import annotations
-import contextlib, dataclasses, json, math, os, signal, sys, time, warnings
+import ast, contextlib, dataclasses, difflib, errno, json, math, os, re, signal, sys, time, uuid, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
@@ -20,8 +20,9 @@ from .data import (Augmented, ResumableSampler, TwoViews, dataset_info, eval_tra
 import torch.nn.functional as F
 from .models import ARCHS, METHODS, SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_schedule
 from .optim import build_optimizer, lr_at
-from .runs import (MetricsLog, checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints,
-                              provenance, read_metrics, rng_state, save_checkpoint, seed_everything, set_rng_state)
+from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, check_run_folder, checkpoint_path,
+                              latest_checkpoint, load_checkpoint, prune_checkpoints, provenance, read_metrics, rng_state,
+                              save_checkpoint, seed_everything, set_rng_state)
 from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
 from .evaluate import extract_features, knn_top1
 
@@ -30,7 +31,7 @@ __all__ = ['CHOICES', 'LAUNCH_KEYS', 'Config', 'config_fields', 'config_dict', '
            'build_model', 'OnlineLinearProbe', 'train', 'run', 'main']
 
 # %% ../nbs/03_train.ipynb
-CHOICES = dict(method=tuple(METHODS), precision=('auto', 'fp32', 'bf16', 'fp16'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
+CHOICES = dict(method=tuple(METHODS), precision=('auto', 'fp32', 'bf16', 'fp16', 'fp64'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
                bad_images=('fail', 'skip'))
 LAUNCH_KEYS = ('gpus', 'nodes', 'node_rank', 'master_addr', 'master_port')
 
@@ -68,7 +69,7 @@ class Config:
     multires: bool = False          # resize online views to 96..224 and target views to 128..224, one size per batch
     online_sizes: tuple = (96, 224)
     target_sizes: tuple = (128, 224)
-    precision: str = 'auto'         # 'auto' (bf16 on GPUs that have it, else fp32), 'fp32', 'bf16', 'fp16' (with loss scaling)
+    precision: str = 'auto'         # 'auto' (bf16 on GPUs that have it, else fp32), 'fp32', 'bf16', 'fp16' (with loss scaling), 'fp64' (CPU checks)
     channels_last: bool = False
     device_augment: bool = False    # loader: decode, crop, flip; device: per-sample colour, grayscale, blur, solarize (kornia)
     compile: bool = False           # torch.compile the model
@@ -83,6 +84,7 @@ class Config:
     checkpoint_every: int | None = None  # also checkpoint every this many steps (long epochs)
     keep_last: int = 2              # checkpoints kept
     resume: str | None = None       # None: fresh run; 'auto': latest valid checkpoint in out_dir, if any; or a path
+    overwrite: bool = False         # a fresh run into an out_dir holding a run deletes that run's files (else it is refused)
     init_checkpoint: str | None = None  # start from this run's weights (online, target, heads) with a fresh optimizer and schedule
     num_workers: int = 1            # data-loader worker processes per process
     device: str = 'auto'            # 'auto', 'cpu', 'cuda'
@@ -90,15 +92,31 @@ class Config:
     out_dir: str = 'runs/pretrain'
 
     def __post_init__(self):
-        for name in ('deputy', 'online_sizes', 'target_sizes'):
-            if isinstance(getattr(self, name), list): setattr(self, name, tuple(getattr(self, name)))
+        for f in dataclasses.fields(self): setattr(self, f.name, _coerce(f.name, getattr(self, f.name), f.type, f.default))
         if self.arch not in ARCHS: raise ValueError(f"Unknown arch {self.arch!r}; choose one of {sorted(ARCHS)}.")
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices: raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {list(choices)}.")
+        if not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
+            raise ValueError(f"Unknown device {self.device!r}; use 'auto' (a GPU if there is one), 'cpu', 'cuda' or 'cuda:N'.")
         dataset_info(self.dataset)
-        for name in ['epochs', 'batch_size', 'accum_steps', 'proj_hidden', 'proj_dim', 'pred_hidden', 'knn_k', 'mining_groups', 'log_every', 'queue_size']:
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        for name in ['epochs', 'batch_size', 'accum_steps', 'proj_hidden', 'proj_dim', 'pred_hidden', 'knn_k', 'mining_groups', 'log_every',
+                     'queue_size', 'keep_last']:
+            if getattr(self, name) < 1: raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        for name in ['train_size', 'image_size', 'max_steps', 'checkpoint_every', 'knn_bank_size', 'knn_test_size']:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer or null (none), got {getattr(self, name)!r}.")
+        for name in ['num_workers', 'knn_every']:
+            if getattr(self, name) < 0: raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)!r}.")
+        for name in ['online_linear_lr', 'knn_t']:
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r} (default {_default(name)!r}).")
+        for name in ['lr', 'weight_decay', 'warmup_epochs']:
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r} (default {_default(name)!r}).")
+        for name in ['gamma', 'margin']:
+            if not math.isfinite(getattr(self, name)): raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}.")
+        if not 0 <= self.sgd_momentum < 1: raise ValueError(f"sgd_momentum must be in [0, 1), got {self.sgd_momentum!r}.")
+        if not 0 <= self.base_momentum <= 1: raise ValueError(f"base_momentum must be in [0, 1], got {self.base_momentum!r}.")
         if self.batch_size % self.mining_groups:
             raise ValueError(f"batch_size={self.batch_size} must be divisible by mining_groups={self.mining_groups}.")
         if self.method == 'triplet': deputy_band(self.deputy, self.batch_size // self.mining_groups - 1)   # a band wider than the batch fails here
@@ -110,11 +128,57 @@ class Config:
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1]: raise ValueError(f"{name} must be (min, max) sizes, got {lo_hi!r}.")
 
+def _default(name: str): return next(f.default for f in dataclasses.fields(Config) if f.name == name)
+
+_KIND = dict(int='an integer', float='a number', bool='true or false', str='a string', tuple='a pair such as [96, 224]')
+
+def _coerce(name: str, value, annotation: str, default):
+    """`value` as the field's declared type (YAML and the command line read `1e-3` as a string, papermill may pass
+    ints for floats); a ValueError naming the key, the value and the fix when it is not one."""
+    kinds = [k.strip() for k in str(annotation).split('|')]
+    if value is None:
+        if 'None' in kinds: return None
+        raise ValueError(f"{name} cannot be null; give {_KIND.get(kinds[0], kinds[0])} (default {default!r}).")
+    if isinstance(value, str) and value.strip()[:1] in '([' and value.strip() and kinds[0] in ('tuple', 'object'):
+        try: value = ast.literal_eval(value.strip())   # deputy=(50,60) as typed in a shell
+        except (ValueError, SyntaxError): pass
+    if kinds[0] == 'object': return tuple(value) if isinstance(value, list) else value
+    for kind in kinds:
+        try:
+            if kind == 'bool':
+                if isinstance(value, bool): return value
+                if isinstance(value, str) and value.lower() in ('true', 'yes', 'on', '1', 'false', 'no', 'off', '0'):
+                    return value.lower() in ('true', 'yes', 'on', '1')
+            elif kind == 'int' and not isinstance(value, bool):
+                number = float(value) if isinstance(value, str) else value
+                if isinstance(number, (int, float)) and float(number).is_integer(): return int(number)
+            elif kind == 'float' and not isinstance(value, bool):
+                if isinstance(value, (int, float, str)): return float(value)
+            elif kind == 'str':
+                if isinstance(value, str): return value
+                if isinstance(value, (int, float)) and not isinstance(value, bool): return str(value)
+            elif kind == 'tuple' and isinstance(value, (list, tuple)): return tuple(value)
+        except (TypeError, ValueError, OverflowError): pass
+    wanted = ' or '.join(_KIND.get(k, 'null' if k == 'None' else k) for k in kinds)
+    example = list(default) if isinstance(default, tuple) else default
+    raise ValueError(f"{name}={value!r} is not {wanted}; e.g. {name}={yaml.safe_dump(example, default_flow_style=True).strip().removesuffix('...').strip()} "
+                     f"(the default).")
+
 def config_fields() -> list[str]: return [f.name for f in dataclasses.fields(Config)]
 
 def config_dict(cfg: Config) -> dict:
     "The config as plain YAML/JSON/weights-only-loadable values."
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
+
+def _yaml_error(e: yaml.YAMLError, where: str, text: str) -> str:
+    "A YAML syntax error as one line: where, the line it is on, what is wrong."
+    mark = getattr(e, 'problem_mark', None)
+    problem = getattr(e, 'problem', None) or _first_line_of(e)
+    if mark is None: return f"{where}: not valid YAML ({problem})."
+    line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ''
+    return f"{where}, line {mark.line + 1}: not valid YAML ({problem}) in {line.strip()!r}."
+
+def _first_line_of(e) -> str: return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 def load_config(path=None, overrides=(), **kwargs) -> Config:
     "A `Config` from a YAML file, then `key=value` strings (values parsed as YAML), then keyword arguments."
@@ -122,16 +186,22 @@ def load_config(path=None, overrides=(), **kwargs) -> Config:
     if path is not None:
         path = Path(path)
         if not path.is_file(): raise FileNotFoundError(f"Config file {str(path)!r} does not exist.")
-        params = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+        try: params = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e: raise ValueError(_yaml_error(e, str(path), text)) from None
         if not isinstance(params, dict): raise ValueError(f"{path} must hold a mapping of parameter: value, got {type(params).__name__}.")
     for item in overrides:
         if '=' not in item: raise ValueError(f"Override {item!r} is not of the form key=value (e.g. epochs=10).")
         key, value = item.split('=', 1)
-        params[key.strip()] = yaml.safe_load(value)
+        try: params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e: raise ValueError(_yaml_error(e, f"the value of {key.strip()} ({value!r})", value)) from None
     params.update(kwargs)
     unknown = sorted(set(params) - set(config_fields()) - set(LAUNCH_KEYS))
     if unknown:
-        raise ValueError(f"Unknown parameter(s) {unknown}{f' in {path}' if path else ''}; valid parameters are {config_fields()}.")
+        close = {k: difflib.get_close_matches(k, config_fields(), 1) for k in unknown}
+        hint = '; '.join(f"{k}: did you mean {c[0]}?" for k, c in close.items() if c)
+        raise ValueError(f"Unknown parameter(s) {unknown}{f' in {path}' if path else ''}{f' ({hint})' if hint else ''}; "
+                         f"valid parameters are {config_fields()}.")
     return Config(**{k: v for k, v in params.items() if k not in LAUNCH_KEYS})
 
 # %% ../nbs/03_train.ipynb
@@ -169,9 +239,17 @@ class _StopRequest:
     def __exit__(self, *exc):
         for s, h in self._old.items(): signal.signal(s, h)
 
-def _seed_worker(worker_id):
-    s = torch.initial_seed() % 2**32
-    np.random.seed(s)
+def _loader_worker(worker_id):
+    """Data-loader workers leave SIGTERM / SIGINT to the main process: SLURM's pre-emption, `scancel` and Ctrl-C signal the
+    whole process group, and a worker that died first would make the main process fail instead of checkpointing."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.signal(signal.SIGINT, signal.SIG_IGN)
+    np.random.seed(torch.initial_seed() % 2**32)
+
+def _nonfinite(model: torch.nn.Module) -> str | None:
+    "The name of the first parameter or buffer holding a NaN or an infinity, or None (one device sync)."
+    tensors = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+    finite = torch.stack([torch.isfinite(v).all() for v in tensors.values()])
+    return None if bool(finite.all()) else next(k for k, ok in zip(tensors, finite.tolist()) if not ok)
 
 def _num_classes(ds) -> int:
     "Classes of a dataset (or a Subset of one) from its labels, without decoding images."
@@ -217,14 +295,32 @@ class OnlineLinearProbe:
 def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
     "Pretrain with `cfg` (or `Config(**kwargs)`), as one process or as one of torchrun's; returns the run folder."
     cfg = cfg or Config(**kwargs)
+    with contextlib.ExitStack() as cleanup:   # the run folder's lock and the metric writers are released however the run ends
+        return _train(cfg, progress, cleanup)
+
+def _open_run_folder(cfg: Config, main: bool, world: int, device, cleanup: contextlib.ExitStack) -> Path:
+    "Process 0 checks the run folder (a fresh run never lands on another) and locks it; every process stops if that fails."
+    out, error = Path(cfg.out_dir), None
+    if main:
+        try:
+            check_run_folder(out, bool(cfg.resume), cfg.overwrite)
+            out.mkdir(parents=True, exist_ok=True)
+            cleanup.enter_context(RunLock(out))
+        except (RunError, OSError) as e: error = e if isinstance(e, RunError) else RunError(f"out_dir {out} cannot be used: {e}")
+    if world > 1 and all_reduce_mean(torch.tensor(float(error is not None), device=device)).item() > 0:
+        raise error or RunError(f"process 0 could not open the run folder {out}; its error says why.")
+    if error: raise error
+    return out
+
+def _train(cfg: Config, progress: bool, cleanup: contextlib.ExitStack) -> Path:
     rank, world, device = init_distributed(cfg.device)
     main = rank == 0
     if device.type == 'cpu' and world > 1:   # share the cores between the local processes
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', world))))
-    out = Path(cfg.out_dir)
-    if main: out.mkdir(parents=True, exist_ok=True)
+    out = _open_run_folder(cfg, main, world, device, cleanup)
     dtype = autocast_dtype(cfg.precision, device)
     if cfg.precision == 'fp16' and device.type != 'cuda': raise ValueError("precision='fp16' needs a GPU; use 'bf16' or 'fp32' on CPUs.")
+    param_dtype = torch.float64 if cfg.precision == 'fp64' else torch.float32
     info = dataset_info(cfg.dataset)
     size, ch, mean, std = cfg.image_size or info['size'], info['channels'], info['mean'], info['std']
 
@@ -236,7 +332,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
     else:
         views = Augmented(pretrain, TwoViews(ssl_augmentation(1, size, ch, mean, std), ssl_augmentation(2, size, ch, mean, std)), seed=cfg.seed)
     sampler = ResumableSampler(views, cfg.batch_size, world, rank, cfg.seed)
-    loader_kw = dict(num_workers=cfg.num_workers, pin_memory=device.type == 'cuda', worker_init_fn=_seed_worker,
+    loader_kw = dict(num_workers=cfg.num_workers, pin_memory=device.type == 'cuda', worker_init_fn=_loader_worker,
                      persistent_workers=cfg.num_workers > 0)
     loader = DataLoader(views, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **loader_kw)
     steps_per_epoch = sampler.num_batches // cfg.accum_steps
@@ -250,14 +346,14 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
         tf = eval_transform(size, ch, mean, std)
         bank = Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train', cfg.bad_images), cfg.knn_bank_size, cfg.seed), tf)
         test = Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test', cfg.bad_images), cfg.knn_test_size, cfg.seed), tf)
-        eval_kw = dict(batch_size=512, num_workers=cfg.num_workers, pin_memory=device.type == 'cuda')
+        eval_kw = dict(batch_size=512, num_workers=cfg.num_workers, pin_memory=device.type == 'cuda', worker_init_fn=_loader_worker)
         knn_data = (DataLoader(bank, **eval_kw), DataLoader(test, **eval_kw), info['num_classes'] or _num_classes(bank.dataset))
 
     # Model, optimizer, scaler; weights identical on every process (same seed).
     seed_everything(cfg.seed)
     model = build_model(cfg, ch)
     if cfg.sync_bn and world > 1: model = convert_sync_batchnorm(model, device)
-    model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+    model = model.to(device, dtype=param_dtype, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     opt = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.sgd_momentum, cfg.weight_decay)
     probe = None
     if cfg.online_linear:
@@ -268,8 +364,12 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
 
     step = 0
     ckpt = None
-    if cfg.resume == 'auto': ckpt_file, ckpt = latest_checkpoint(out)
-    elif cfg.resume: ckpt_file, ckpt = Path(cfg.resume), load_checkpoint(cfg.resume)
+    if cfg.resume == 'auto': ckpt_file, ckpt = latest_checkpoint(out, require=RESUME_KEYS)
+    elif cfg.resume:
+        ckpt_file, ckpt = Path(cfg.resume), load_checkpoint(cfg.resume)
+        missing = [k for k in RESUME_KEYS if k not in ckpt]
+        if missing: raise CheckpointError(f"{ckpt_file} cannot be resumed: it has no {', '.join(missing)}. Use init_checkpoint to start from its weights.")
+    run_id = (ckpt or {}).get('run_id') or uuid.uuid4().hex[:12]   # a resumed run keeps its id: pruning touches only its own files
     if ckpt is not None:
         load_checkpoint(ckpt_file, model, arch=cfg.arch)
         opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
@@ -283,20 +383,32 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
     net = DDP(model, device_ids=[device] if device.type == 'cuda' else None) if world > 1 else model
     forward = torch.compile(net) if cfg.compile else net
 
+    def check_finite():
+        "Every process checks every parameter and buffer; a non-finite one stops the run before anything of it is saved."
+        bad = _nonfinite(model)
+        if world > 1 and all_reduce_mean(torch.tensor(float(bad is not None), device=device)).item() > 0: bad = bad or 'a tensor on another process'
+        if bad:
+            last = latest_checkpoint(out, require=RESUME_KEYS)[0] if main else None
+            raise FloatingPointError(f"By step {step} (lr {lr:.3g}) {bad} became non-finite (NaN or infinite); nothing from it was saved"
+                                     + (f", and {last} holds the last finite state" if last else '') + f". Lower lr (now {cfg.lr}) or "
+                                     "use precision='fp32', then continue with resume=auto.")
+
     def checkpoint(epoch):
+        check_finite()
         if main:
-            save_checkpoint(checkpoint_path(out, step), model=model.state_dict(), optimizer=opt.state_dict(), scaler=scaler.state_dict(),
-                            step=step, epoch=epoch, world_size=world, config=config_dict(cfg), rng=rng_state(),
+            save_checkpoint(checkpoint_path(out, step), run_id=run_id, model=model.state_dict(), optimizer=opt.state_dict(),
+                            scaler=scaler.state_dict(), step=step, epoch=epoch, world_size=world, config=config_dict(cfg), rng=rng_state(),
                             **({'online_linear': probe.state_dict()} if probe is not None else {}))
-            prune_checkpoints(out, cfg.keep_last)
+            prune_checkpoints(out, cfg.keep_last, run_id)
 
     log = None
     if main:
         (out / 'config.yaml').write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False))
         (out / 'run.json').write_text(json.dumps(dict(config=config_dict(cfg), processes=world, global_batch=global_batch,
                                                       steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                                                      pretrain_images=len(views), resumed_from_step=step, **provenance(cfg.seed)), indent=2))
-        log = MetricsLog(out, resume=ckpt is not None)
+                                                      pretrain_images=len(views), resumed_from_step=step, run_id=run_id,
+                                                      **provenance(cfg.seed)), indent=2))
+        log = cleanup.enter_context(MetricsLog(out, resume=ckpt is not None))
         if ckpt is not None: log.truncate_after(step)
         print(f"{len(views)} pretraining images · global batch {global_batch} = {cfg.batch_size} per process × {world} "
               f"process(es) × {cfg.accum_steps} accumulation · {steps_per_epoch} steps/epoch · {total_steps} steps · {device}"
@@ -307,6 +419,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
             print(f"epoch 0 (untrained): kNN top-1 {knn:.2f}%")
     barrier()
 
+    lr = 0.0
     model.train()
     with _StopRequest() as stop:
         while step < total_steps:
@@ -323,7 +436,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
                 total = torch.zeros((), device=device)
                 for micro in range(cfg.accum_steps):
                     (v1, v2), labels = next(batches)
-                    v1, v2 = (v.to(device, non_blocking=True) for v in (v1, v2))
+                    v1, v2 = (v.to(device, dtype=param_dtype, non_blocking=True) for v in (v1, v2))
                     if cfg.device_augment: v1, v2 = on_device[0](v1), on_device[1](v2)
                     if cfg.channels_last: v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
                     sync = contextlib.nullcontext() if world == 1 or micro == cfg.accum_steps - 1 else net.no_sync()
@@ -344,6 +457,7 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
                 if probe is not None: probe.step()
                 step += 1; seen += global_batch
                 losses.append(value)
+                if step % cfg.log_every == 0: check_finite()
                 if main:
                     bar.set_postfix(loss=f'{value:.4f}', lr=f'{lr:.3g}', refresh=False)   # the bar redraws at its own pace
                     if step % cfg.log_every == 0:
@@ -351,11 +465,11 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0: checkpoint(epoch)
                 if stopping:
                     checkpoint(epoch); barrier()
-                    if log: log.close()
                     raise SystemExit(f"Stopped by {stop.signal or 'a signal on another process'} at step {step}; the checkpoint "
                                      f"{checkpoint_path(out, step)} holds the run. Continue it with resume=auto.")
             seconds = time.time() - t0
             epoch_done = step % steps_per_epoch == 0 or step == total_steps
+            if epoch_done: check_finite()
             if main and epoch_done:
                 last = step == total_steps
                 row = dict(epoch=epoch + 1, loss=float(np.mean(losses)) if losses else None, lr=lr, momentum=momentum,
@@ -370,7 +484,6 @@ def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
                       + f"  ({row['images_per_s']:.0f} img/s)")
             if epoch_done and not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0): checkpoint(epoch + 1)
             barrier()
-    if log: log.close()
     if world > 1: dist.destroy_process_group()
     return out
 
@@ -394,10 +507,14 @@ def main(argv=None):
               f"       torchrun --nproc_per_node=N -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\nparameters: {', '.join(config_fields())}")
         return
     path = argv[0] if argv and '=' not in argv[0] else None
-    try: cfg = load_config(path, argv[1:] if path else argv)
-    except (ValueError, FileNotFoundError, yaml.YAMLError) as e: raise SystemExit(f"error: {e}") from None
-    try: print(f"run folder: {train(cfg)}")
-    except (FileNotFoundError, FloatingPointError) as e: raise SystemExit(f"error: {e}") from None
+    try:
+        cfg = load_config(path, argv[1:] if path else argv)
+        print(f"run folder: {train(cfg)}")
+    except (ValueError, FileNotFoundError, FloatingPointError, RunError) as e: raise SystemExit(f"error: {e}") from None
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+        raise SystemExit(f"error: no space left on device writing {e.filename or 'the run folder'}: {e.strerror}. Free some space, "
+                         "then continue with resume=auto.") from None
 
 # %% ../nbs/03_train.ipynb
 #| eval: false
