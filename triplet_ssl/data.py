@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb 3
 from __future__ import annotations
-import gzip, io, pickle, struct, warnings
+import gzip, io, pickle, struct, warnings, zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,7 +32,11 @@ def _open(path):
 
 def read_idx(path) -> np.ndarray:
     "Read an IDX file (optionally gzipped) into a numpy array."
-    with _open(path) as f: raw = f.read()
+    try:
+        with _open(path) as f: raw = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise ValueError(f"{path} is truncated or not a valid gzip file ({type(e).__name__}: {e or 'ended early'}); download it "
+                         "again or reinstall Debian's dataset-fashion-mnist.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4]!r}); expected files such as train-images-idx3-ubyte.gz.")
     dtype, ndim = np.dtype(_IDX_TYPES[raw[2]]), raw[3]

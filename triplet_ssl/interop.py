@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from .models import build_backbone
+from .runs import read_checkpoint
+
 
 # %% auto 0
 __all__ = ['TORCHVISION_ARCHS', 'backbone_state_dict', 'read_backbone', 'load_backbone', 'export_torchvision', 'main']
@@ -37,11 +39,7 @@ def backbone_state_dict(obj) -> tuple[dict, str]:
 
 def read_backbone(path) -> tuple[dict, str, dict]:
     "Backbone weights, format and (for this package's checkpoints) the training config of the file `path`."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"Checkpoint {str(path)!r} does not exist.")
-    try: obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path} cannot be read with weights_only=True ({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+    obj = read_checkpoint(path)   # weights_only, checksum-verified, one vocabulary of errors (02b_runs)
     sd, fmt = backbone_state_dict(obj)
     return sd, fmt, (obj.get('config') or {}) if fmt == 'triplet-ssl' else {}
 

@@ -433,7 +433,7 @@ def _train(cfg: Config, progress: bool, cleanup: contextlib.ExitStack) -> Path:
             for _ in bar:
                 lr, momentum = lr_at(step, total_steps, warmup_steps, cfg.lr), momentum_schedule(step, total_steps, cfg.base_momentum)
                 for g in opt.param_groups: g['lr'] = lr
-                total = torch.zeros((), device=device)
+                total = torch.zeros((), device=device, dtype=torch.float64)   # the logged loss, exact enough to compare runs
                 for micro in range(cfg.accum_steps):
                     (v1, v2), labels = next(batches)
                     v1, v2 = (v.to(device, dtype=param_dtype, non_blocking=True) for v in (v1, v2))
@@ -446,7 +446,7 @@ def _train(cfg: Config, progress: bool, cleanup: contextlib.ExitStack) -> Path:
                         scaler.scale(loss).backward()
                     if probe is not None: probe.learn(labels)
                     total += loss.detach()
-                reduced = all_reduce_mean(torch.stack([total.float(), torch.tensor(float(stop.signal is not None), device=device)]))
+                reduced = all_reduce_mean(torch.stack([total, torch.tensor(float(stop.signal is not None), device=device, dtype=torch.float64)]))
                 value, stopping = reduced[0].item(), reduced[1].item() > 0
                 if not math.isfinite(value):
                     raise FloatingPointError(f"Loss became {value} at step {step} (epoch {epoch + 1}); the run stopped before updating "
