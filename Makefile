@@ -34,10 +34,11 @@ data:
 	else echo "No apt: the demo uses the bundled Fashion-MNIST sample in data/ (or pass DEMO_PARAMS='-p data_dir /your/root')"; fi
 
 # The pretraining experiment notebook, run headlessly; the run folder gets the executed notebook,
-# metrics.jsonl, TensorBoard logs, curves.png and the checkpoint.
+# metrics.jsonl, TensorBoard logs, curves.png and the checkpoint. Run again, it continues (or shows) the same run:
+# `make clean` or RUN=runs/other for a new one.
 demo: setup data
 	mkdir -p $(RUN)
-	$(VENV)/bin/papermill nbs/experiments/pretrain.ipynb $(RUN)/pretrain.ipynb -f configs/cpu_demo.yaml -p out_dir $(RUN) --log-output $(DEMO_PARAMS)
+	$(VENV)/bin/papermill nbs/experiments/pretrain.ipynb $(RUN)/pretrain.ipynb -f configs/cpu_demo.yaml -p out_dir $(RUN) -p resume auto --log-output $(DEMO_PARAMS)
 	@echo "Run folder: $(RUN) (pretrain.ipynb, metrics.jsonl, steps.jsonl, curves.png, tb/, checkpoint-*.pt)"
 
 # Export in sync, every library notebook's tests (nbdev_test), and the pytest suite, in one pytest run.

@@ -30,7 +30,7 @@ def deputy_band(deputy, n_neg: int) -> tuple[int, int]:
     else:
         raise ValueError(f"Unknown deputy {deputy!r}: use 'median', 'hardest', an int rank k >= 1 "
                          "(1 = most similar negative), a float quantile q in (0, 1), "
-                         "or an inclusive rank band (lo, hi) such as (2, 10).")
+                         "or an inclusive rank band such as deputy=[2, 10] (YAML and the command line) or (2, 10) (Python).")
     if not 1 <= lo <= hi:
         raise ValueError(f"deputy {deputy!r} gives the rank band ({lo}, {hi}); ranks are 1-based and need 1 <= lo <= hi.")
     if hi > n_neg:

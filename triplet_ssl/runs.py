@@ -70,6 +70,7 @@ def read_manifest(out_dir) -> dict:
 def save_checkpoint(path, run_id: str | None = None, **state):
     "Save `state` (weights-only-loadable values) to `path`: checksum recorded first, then an atomic, fsynced write."
     path = Path(path)
+    if run_id is not None: state['run_id'] = run_id   # a resumed run takes its id back from here
     buf = io.BytesIO(); torch.save(state, buf); data = buf.getbuffer()
     manifest = read_manifest(path.parent)
     before = dict(manifest)

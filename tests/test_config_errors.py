@@ -1,0 +1,80 @@
+"""Bad configuration and input, through the command line and through papermill: one line `error: ...` naming the key,
+the value and the fix, exit status 1, no traceback; values of the right meaning but the wrong YAML type are accepted."""
+import gzip, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from triplet_ssl.data import write_idx
+from triplet_ssl.train import load_config
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN = [sys.executable, '-m', 'triplet_ssl.train']
+
+
+def bad_inputs(tmp: Path) -> dict:
+    "case name: (command-line arguments, what the error line must say)."
+    (tmp / 'broken.yaml').write_text('epochs: 5\nlr 0.1\nbatch_size: [64\n')
+    (tmp / 'a_file').write_text('')
+    fm = tmp / 'fashion'; fm.mkdir()
+    for split, n in (('train', 64), ('t10k', 32)):
+        write_idx(fm / f'{split}-images-idx3-ubyte.gz', np.zeros((n, 28, 28), np.uint8))
+        write_idx(fm / f'{split}-labels-idx1-ubyte.gz', np.zeros(n, np.uint8))
+    raw = (fm / 'train-images-idx3-ubyte.gz').read_bytes(); (fm / 'train-images-idx3-ubyte.gz').write_bytes(raw[:len(raw) // 2])
+    torch.save({'model': {}, 'evil': torch.nn.Linear(1, 1)}, tmp / 'pickled.pt')
+    (tmp / 'empty.pt').write_bytes(b'')
+    out = f'out_dir={tmp / "run"}'
+    return {
+        'lr not a number': (['lr=abc', out], ["lr='abc' is not a number", 'lr=0.1']),
+        'negative lr': (['lr=-1', out], ['lr must be a finite number >= 0, got -1.0']),
+        'max_steps 0': (['max_steps=0', out], ['max_steps must be a positive integer or null, got 0']),
+        'checkpoint_every -1': (['checkpoint_every=-1', out], ['checkpoint_every must be a positive integer or null']),
+        'empty kNN bank': (['knn_bank_size=0', out], ['knn_bank_size must be a positive integer or null']),
+        'unknown device': (['device=tpu', out], ["Unknown device 'tpu'", "'cpu', 'cuda'"]),
+        'deputy band wider than the batch': (['deputy=(2,1000)', out], ['needs at least 1000 negatives', 'larger batch_size']),
+        'misspelt key': (['depity=median', out], ["Unknown parameter(s) ['depity']", 'did you mean deputy?']),
+        'YAML syntax error': ([str(tmp / 'broken.yaml'), out], ['broken.yaml, line', 'not valid YAML', "'batch_size: [64'"]),
+        'out_dir is a file': ([f'out_dir={tmp / "a_file"}'], ['is a file, not a folder', 'choose a folder path']),
+        'truncated download': ([f'data_dir={fm}', out], ['train-images-idx3-ubyte.gz is truncated or not a valid gzip file']),
+        'pickled objects': ([f'resume={tmp / "pickled.pt"}', 'train_size=512', 'knn_bank_size=100', 'knn_test_size=100', out],
+                            ['pickled.pt holds Python objects other than tensors; refusing to unpickle it']),
+        'empty init checkpoint': ([f'init_checkpoint={tmp / "empty.pt"}', 'train_size=512', 'knn_bank_size=100', 'knn_test_size=100', out],
+                                  ['empty.pt is empty (0 bytes)']),
+    }
+
+
+def test_each_bad_input_gives_one_error_line(tmp_path):
+    cases = bad_inputs(tmp_path)
+    def run(args): return subprocess.run([*TRAIN, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+    with ThreadPoolExecutor(2) as pool: results = dict(zip(cases, pool.map(run, [a for a, _ in cases.values()])))
+    for name, (args, wanted) in cases.items():
+        r = results[name]
+        assert r.returncode == 1, (name, r.returncode, r.stderr[-2000:])
+        assert 'Traceback' not in r.stderr, (name, r.stderr[-2000:])
+        last = r.stderr.strip().splitlines()[-1]
+        assert last.startswith('error: ') and all(w in last for w in wanted), (name, last)
+
+
+def test_values_are_coerced_to_their_declared_types(tmp_path):
+    "YAML reads 1e-3 (no dot) as a string; the shell gives (50,60) as text: both mean something clear."
+    (tmp_path / 'x.yaml').write_text('lr: 1e-3\nweight_decay: 1e-6\nmax_steps: 1e3\ndeputy: (50, 60)\n')
+    cfg = load_config(tmp_path / 'x.yaml', ['lr=1.0e6', 'sync_bn=yes'])
+    assert (cfg.lr, cfg.weight_decay, cfg.max_steps, cfg.deputy, cfg.sync_bn) == (1e6, 1e-6, 1000, (50, 60), True)
+    assert type(cfg.lr) is float and type(cfg.max_steps) is int
+    # and a run from such a file trains (it failed later with a TypeError before)
+    (tmp_path / 'small.yaml').write_text('lr: 1e-3\ntrain_size: 512\nbatch_size: 64\nmax_steps: 2\nknn_bank_size: 100\n'
+                                         'knn_test_size: 100\nproj_hidden: 32\npred_hidden: 32\nproj_dim: 16\nnum_workers: 0\n')
+    r = subprocess.run([*TRAIN, str(tmp_path / 'small.yaml'), f'out_dir={tmp_path / "run"}'], cwd=REPO, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize('param, value, wanted', [('lr', 'abc', "lr='abc' is not a number"),
+                                                   ('max_steps', '0', 'max_steps must be a positive integer or null')])
+def test_bad_parameters_through_papermill(tmp_path, param, value, wanted):
+    r = subprocess.run([str(Path(sys.executable).parent / 'papermill'), 'nbs/experiments/pretrain.ipynb', str(tmp_path / 'out.ipynb'),
+                        '-p', param, value, '-p', 'out_dir', str(tmp_path / 'run'), '--no-progress-bar'],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and wanted in r.stderr, r.stderr[-3000:]
+    assert not (tmp_path / 'run').exists()   # refused before anything was written
