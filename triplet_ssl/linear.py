@@ -254,8 +254,8 @@ def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ('-h', '--help'):
-        print("usage: python -m triplet_ssl.linear CHECKPOINT [CONFIG.yaml] [key=value ...]\n"
-              f"parameters: {', '.join(f.name for f in dataclasses.fields(EvalConfig))}")
+        from triplet_ssl.cli import format_help
+        print(format_help(EvalConfig, "python -m triplet_ssl.linear CHECKPOINT [CONFIG.yaml] [key=value ...]", EvalConfig.__doc__))
         return
     ckpt, rest = argv[0], argv[1:]
     path = rest[0] if rest and '=' not in rest[0] else None
