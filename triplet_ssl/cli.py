@@ -62,6 +62,7 @@ def format_help(obj, usage: str, description: str | None = None, groups: dict | 
     cols = [max([len(h)] + [len(f(p)) for p in params.values()]) for h, f in
             (('name', lambda p: p['name']), ('type', lambda p: p['type']), ('default', lambda p: show_value(p['default'])))]
     indent = 2 + sum(cols) + 6
+    if width - indent < 40: indent = 6   # a narrow terminal: descriptions go under their row
     doc_width = max(30, width - indent)
     row = lambda a, b, c, d: f"  {a:<{cols[0]}}  {b:<{cols[1]}}  {c:<{cols[2]}}  " + d
     lines = [f"usage: {usage}"]
@@ -73,7 +74,8 @@ def format_help(obj, usage: str, description: str | None = None, groups: dict | 
         lines += ['', f"{title}:"]
         for p in ps:
             doc = textwrap.wrap(p['doc'] or '-', doc_width)
-            lines.append(row(p['name'], p['type'], show_value(p['default']), doc[0]))
+            if indent == 6: doc = ['', *doc]
+            lines.append(row(p['name'], p['type'], show_value(p['default']), doc[0]).rstrip())
             lines += [' ' * indent + d for d in doc[1:]]
     return '\n'.join(lines)
 
