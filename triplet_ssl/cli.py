@@ -5,11 +5,12 @@
 # %% ../nbs/02d_cli.ipynb 3
 from __future__ import annotations
 import argparse, dataclasses, difflib, importlib, inspect, shutil, sys, textwrap, types
+from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto 0
-__all__ = ['CONFIG_GROUPS', 'KEY_VALUE_NOTE', 'type_name', 'params_of', 'show_value', 'format_help', 'ArgparseHelp',
-           'check_parameters']
+__all__ = ['CONFIG_GROUPS', 'KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'params_of', 'show_value', 'format_help', 'ArgparseHelp',
+           'check_parameters', 'asset', 'presets', 'preset_path']
 
 # %% ../nbs/02d_cli.ipynb
 def type_name(anno) -> str:
@@ -115,3 +116,25 @@ def check_parameters(namespace: dict, declared=None) -> None:
     hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, declared, n=1)) else repr(k) for k in unknown]
     raise ValueError(f"Unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}. This notebook's parameters: "
                      f"{', '.join(sorted(declared))} (papermill --help-notebook NOTEBOOK shows them with types and descriptions).")
+
+# %% ../nbs/02d_cli.ipynb
+PACKAGE = Path(importlib.import_module('triplet_ssl').__file__).resolve().parent
+
+def asset(*parts) -> Path:
+    "A file the project ships: in a clone, the repository's (`configs/`, `data/`); in an installed wheel, its copy in `triplet_ssl/assets/`."
+    for root in (PACKAGE.parent, PACKAGE / 'assets'):
+        if root.joinpath(*parts).exists(): return root.joinpath(*parts)
+    return PACKAGE.parent.joinpath(*parts)
+
+def presets() -> list[str]:
+    "Names of the shipped YAML presets (`cpu_demo`, `linear/short`, ...)."
+    root = asset('configs')
+    return sorted(str(p.relative_to(root).with_suffix('')) for p in root.rglob('*.yaml') if 'detectron2' not in p.parts)
+
+def preset_path(name) -> Path:
+    "`name` if it is a file; else the shipped preset it names: `cpu_demo`, `configs/cpu_demo.yaml` and `linear/short` work from any folder."
+    path = Path(name)
+    if path.is_file(): return path
+    key = str(path.with_suffix('') if path.suffix in ('.yaml', '.yml') else path).removeprefix('configs/')
+    if asset('configs', key + '.yaml').is_file(): return asset('configs', key + '.yaml')
+    raise FileNotFoundError(f"Config file {str(name)!r} does not exist, and no preset is named {key!r}. Presets: {', '.join(presets())}.")
