@@ -11,7 +11,7 @@ DEMO_PARAMS ?=
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup data demo test export readme lab clean
+.PHONY: setup data chromium demo test export readme docs lab clean
 
 # Virtual env with the package (editable) and the dev tools; redone when the requirements change.
 $(VENV)/.installed: settings.ini setup.py $(CONSTRAINTS)
@@ -33,6 +33,18 @@ data:
 	  || echo "apt-get could not install dataset-fashion-mnist: using the bundled sample in data/"; \
 	else echo "No apt: the demo uses the bundled Fashion-MNIST sample in data/ (or pass DEMO_PARAMS='-p data_dir /your/root')"; fi
 
+# Headless Chromium for the documentation site's browser test (tests/test_docs.py, tests/test_lab.py): Debian's package where
+# apt is usable; elsewhere those tests skip and say why.
+chromium:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then echo "Chromium: $$(command -v chromium chromium-browser | head -1)"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "apt-get could not install chromium: the browser tests will be skipped"; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
+	  (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "apt-get could not install chromium: the browser tests will be skipped"; \
+	else echo "No apt: the browser tests of the documentation site and JupyterLab will be skipped (install Chromium, or set CHROMIUM=/path)"; fi
+
 # The pretraining experiment notebook, run headlessly; the run folder gets the executed notebook,
 # metrics.jsonl, TensorBoard logs, curves.png and the checkpoint. Run again, it continues (or shows) the same run:
 # `make clean` or RUN=runs/other for a new one.
@@ -42,7 +54,7 @@ demo: setup data
 	@echo "Run folder: $(RUN) (pretrain.ipynb, metrics.jsonl, steps.jsonl, curves.png, tb/, checkpoint-*.pt)"
 
 # Export in sync, every library notebook's tests (nbdev_test), and the pytest suite, in one pytest run.
-test: setup data
+test: setup data chromium
 	$(PY) -m pytest tests -v -p no:cacheprovider
 
 export: setup
@@ -52,8 +64,14 @@ export: setup
 readme: setup
 	$(VENV)/bin/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir . --output README
 
+# The documentation site in _docs/ (Sphinx + MyST-NB, from the notebooks as committed; math renders offline).
+# With Quarto installed, nbdev's own site still builds with `nbdev_docs`.
+docs: setup
+	$(PY) docs/build.py --strict
+
+# JupyterLab on the notebooks (root, as in containers and CI, needs --allow-root).
 lab: setup
-	$(VENV)/bin/jupyter lab nbs
+	$(VENV)/bin/jupyter lab nbs $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
-	rm -rf runs build dist *.egg-info
+	rm -rf runs build dist *.egg-info _build _docs

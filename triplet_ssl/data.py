@@ -56,9 +56,11 @@ def write_idx(path, array: np.ndarray):
 # %% ../nbs/01_data.ipynb
 FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
 DEBIAN_FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
-# The repository's data/ folder (the package is installed in development mode from the repo)
-REPO_DATA = Path(__import__('triplet_ssl').__file__).resolve().parent.parent / 'data'
-BUNDLED_FASHION_MNIST = REPO_DATA / 'fashion-mnist-sample'
+# The repository's data/ folder (the package is installed in development mode from the repo); a wheel ships the sample in assets/
+_PACKAGE = Path(__import__('triplet_ssl').__file__).resolve().parent
+REPO_DATA = _PACKAGE.parent / 'data'
+BUNDLED_FASHION_MNIST = next((p for p in (REPO_DATA / 'fashion-mnist-sample', _PACKAGE / 'assets' / 'fashion-mnist-sample') if p.is_dir()),
+                             REPO_DATA / 'fashion-mnist-sample')
 _FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
           'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
 

@@ -419,14 +419,21 @@ def detectron2_train(config_file, weights, output_dir, datasets_root=None, num_g
 # %% ../nbs/06_detection.ipynb
 def main(argv=None):
     import argparse
-    p = argparse.ArgumentParser(prog='python -m triplet_ssl.detection', description='Detection transfer: detectron2 export and training.')
+    from triplet_ssl.cli import ArgparseHelp
+    p = argparse.ArgumentParser(prog='python -m triplet_ssl.detection', description='Detection transfer: detectron2 export and training.',
+                                formatter_class=ArgparseHelp, epilog='`python -m triplet_ssl.detection COMMAND --help` lists the parameters of COMMAND.')
     sub = p.add_subparsers(dest='command', required=True)
-    e = sub.add_parser('export', help='write a checkpoint\'s backbone as a detectron2 .pkl')
-    e.add_argument('checkpoint'); e.add_argument('out')
-    t = sub.add_parser('train', help='detectron2 train_net-style fine-tuning and evaluation (needs detectron2)')
-    t.add_argument('config'); t.add_argument('weights'); t.add_argument('--datasets', default=None)
-    t.add_argument('--gpus', type=int, default=1); t.add_argument('--output', default='runs/detectron2')
-    t.add_argument('--eval-only', action='store_true')
+    e = sub.add_parser('export', help='write a checkpoint\'s backbone as a detectron2 .pkl', formatter_class=ArgparseHelp)
+    e.add_argument('checkpoint', help="this package's run checkpoint, an OpenSelfSup/mmcv file or a torchvision state_dict")
+    e.add_argument('out', help='the detectron2 .pkl to write')
+    t = sub.add_parser('train', help='detectron2 train_net-style fine-tuning and evaluation (needs detectron2)', formatter_class=ArgparseHelp,
+                       epilog='After the options: detectron2 KEY VALUE overrides, e.g. SOLVER.IMS_PER_BATCH 8.')
+    t.add_argument('config', help='detectron2 config file, e.g. configs/detectron2/voc_R_50_C4_24k.yaml')
+    t.add_argument('weights', help='the exported backbone (.pkl)')
+    t.add_argument('--datasets', default=None, help='folder holding coco/, VOC2007/, VOC2012/ (DETECTRON2_DATASETS); None: detectron2\'s default')
+    t.add_argument('--gpus', type=int, default=1, help='GPUs (processes) on this machine')
+    t.add_argument('--output', default='runs/detectron2', help='detectron2 OUTPUT_DIR')
+    t.add_argument('--eval-only', action='store_true', help='evaluate the weights without training')
     args, opts = p.parse_known_args(sys.argv[1:] if argv is None else argv)   # what is left: detectron2 KEY VALUE overrides
     bad = [o for o in opts if o.startswith('-')] or (opts if args.command == 'export' else [])
     if bad or len(opts) % 2: p.error(f"unexpected arguments {bad or opts}: after `train CONFIG WEIGHTS [options]` come detectron2 KEY VALUE pairs only.")

@@ -75,6 +75,12 @@ def export_torchvision(path, out, arch: str | None = None) -> Path:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     usage = "usage: python -m triplet_ssl.interop export CKPT OUT.pth [arch]\n       python -m triplet_ssl.interop inspect CKPT"
+    if argv and argv[0] in ('-h', '--help'):
+        from triplet_ssl.cli import format_help
+        print(format_help([dict(name='CKPT', type='path', default='required', doc="this package's run checkpoint, an OpenSelfSup/mmcv file or a torchvision state_dict"),
+                           dict(name='OUT.pth', type='path', default='required', doc="export: the torchvision ResNet state_dict to write (no fc)"),
+                           dict(name='arch', type='str', default=None, doc="export: the backbone's arch (e.g. resnet50); None: the one CKPT records")],
+                          usage.removeprefix('usage: '), "Read a backbone in any supported format: inspect it, or export it for torchvision.", note=None)); return
     if not argv or argv[0] not in ('export', 'inspect') or len(argv) < 2: raise SystemExit(usage)
     try:
         if argv[0] == 'export':

@@ -252,15 +252,15 @@ def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **
 
 # %% ../nbs/04a_linear.ipynb
 def main(argv=None):
+    from triplet_ssl.cli import format_help, preset_path
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ('-h', '--help'):
-        print("usage: python -m triplet_ssl.linear CHECKPOINT [CONFIG.yaml] [key=value ...]\n"
-              f"parameters: {', '.join(f.name for f in dataclasses.fields(EvalConfig))}")
+        print(format_help(EvalConfig, "python -m triplet_ssl.linear CHECKPOINT [CONFIG.yaml] [key=value ...]", EvalConfig.__doc__))
         return
     ckpt, rest = argv[0], argv[1:]
     path = rest[0] if rest and '=' not in rest[0] else None
     try:
-        cfg = load_eval_config(path, rest[1:] if path else rest)
+        cfg = load_eval_config(path and preset_path(path), rest[1:] if path else rest)   # a file, or a preset's name (linear/short)
         evaluate_checkpoint(ckpt, cfg)
     except (ValueError, FileNotFoundError, yaml.YAMLError) as e: raise SystemExit(f"error: {e}") from None
 

@@ -18,7 +18,7 @@ from torchvision.transforms.v2 import functional as TF
 __all__ = ['DISTRACTOR_FOLDER', 'IMAGE_EXTENSIONS', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ReidSplit',
            'parse_reid_folder', 'sysu30k_test', 'write_synthetic_sysu30k', 'ReidImages', 'flip_features',
            'extract_reid_features', 'scoring_memory_bytes', 'reid_metrics', 'load_backbone', 'evaluate_sysu30k',
-           'Sysu30kTrain']
+           'Sysu30kTrain', 'main']
 
 # %% ../nbs/07_reid.ipynb
 DISTRACTOR_FOLDER = '0000others'
@@ -250,3 +250,31 @@ class Sysu30kTrain(Dataset):
                 warnings.warn(f"Cannot read image {path}: {e}; skipped (bad_images='skip')."); continue
             return (self.transform(x) if self.transform else x), int(self.labels[j])
         raise RuntimeError(f"No readable image under {self.root}.")
+
+# %% ../nbs/07_reid.ipynb
+def main(argv=None):
+    "Command line: SYSU-30k rank-1/5/10 and mAP of a checkpoint's backbone (`python -m triplet_ssl.reid --help`)."
+    import argparse, sys
+    from triplet_ssl.cli import ArgparseHelp
+    p = argparse.ArgumentParser(prog='python -m triplet_ssl.reid', formatter_class=ArgparseHelp,
+                                description="SYSU-30k re-identification: rank-1/5/10 and mAP of a checkpoint's backbone on the test set.")
+    p.add_argument('checkpoint', help="triplet-ssl checkpoint or torchvision ResNet state_dict")
+    p.add_argument('test_root', help='sysu_test_set_all/ (holding query/ and gallery/) or a folder holding it')
+    p.add_argument('--arch', default=None, help="backbone arch; None: the checkpoint's")
+    p.add_argument('--out-dir', default='runs/sysu30k', help='where query.npy, gallery.npy and metrics.json are written')
+    p.add_argument('--batch-size', type=int, default=128, help='images per forward pass')
+    p.add_argument('--num-workers', type=int, default=4, help='data-loader worker processes')
+    p.add_argument('--device', default='auto', help="'auto' (cuda if available), 'cpu' or 'cuda'")
+    p.add_argument('--reuse', action='store_true', help='rescore features already in --out-dir')
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    device = ('cuda' if torch.cuda.is_available() else 'cpu') if a.device == 'auto' else a.device
+    try:
+        res = evaluate_sysu30k(load_backbone(a.checkpoint, a.arch), a.test_root, a.out_dir, a.batch_size, device,
+                               torch.bfloat16 if device == 'cuda' else None, a.num_workers, reuse=a.reuse)
+    except (FileNotFoundError, ValueError) as e: raise SystemExit(f"error: {e}") from None
+    print(json.dumps(res, indent=2))
+
+# %% ../nbs/07_reid.ipynb
+#| eval: false
+from fastcore.imports import IN_NOTEBOOK
+if __name__ == '__main__' and not IN_NOTEBOOK: main()

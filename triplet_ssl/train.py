@@ -501,14 +501,15 @@ def run(cfg: Config, gpus: int = 1, nodes: int = 1, node_rank: int = 0, master_a
     return Path(cfg.out_dir)
 
 def main(argv=None):
+    from triplet_ssl.cli import CONFIG_GROUPS, format_help, preset_path
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ('-h', '--help'):
-        print(f"usage: python -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\n"
-              f"       torchrun --nproc_per_node=N -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\nparameters: {', '.join(config_fields())}")
+        print(format_help(Config, "python -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\n"
+                          "       torchrun --nproc_per_node=N -m triplet_ssl.train [CONFIG.yaml] [key=value ...]", Config.__doc__, CONFIG_GROUPS))
         return
     path = argv[0] if argv and '=' not in argv[0] else None
     try:
-        cfg = load_config(path, argv[1:] if path else argv)
+        cfg = load_config(path and preset_path(path), argv[1:] if path else argv)   # a file, or a preset's name (cpu_demo)
         print(f"run folder: {train(cfg)}")
     except (ValueError, FileNotFoundError, FloatingPointError, RunError) as e: raise SystemExit(f"error: {e}") from None
     except OSError as e:
