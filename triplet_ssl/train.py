@@ -50,31 +50,31 @@ class Config:
     proj_dim: int = 128             # projection size (paper: 256)
     pred_hidden: int = 512          # predictor hidden width (paper: 4096)
     deputy: object = (2, 10)        # 'median', 'hardest', rank k, quantile q, or a (lo, hi) band
-    gamma: float = 2.0
-    margin: float = 100.0
+    gamma: float = 2.0             # weight of the positive distance in the hinge max(0, gamma*d_ap - d_deputy + margin)
+    margin: float = 100.0          # margin of that hinge (distances lie in [-2, 2]: at 100 it never switches off)
     negatives: str = 'local'        # 'local': mine within each process's batch (paper); 'global': all-gathered
     mining_groups: int = 1          # mine within this many equal groups of each batch (emulates per-GPU mining)
     temperature: float | None = None  # simclr / mocov2 only; None: 0.5 for SimCLR, 0.2 for MoCo v2
     queue_size: int = 4096          # mocov2 only: keys in the queue (MoCo v2 on ImageNet: 65536)
-    epochs: int = 2
+    epochs: int = 2                 # passes over the pretraining images
     max_steps: int | None = None    # cap on optimizer steps (the schedules follow the cap)
     batch_size: int = 256           # images per process per micro-batch
     accum_steps: int = 1            # micro-batches per optimizer step (gradient accumulation)
     optimizer: str = 'sgd'          # 'sgd' or 'lars' (paper)
     lr: float = 0.1                 # peak learning rate (paper, LARS: 4.8 for a global batch of 4096)
-    sgd_momentum: float = 0.9
+    sgd_momentum: float = 0.9       # the optimizer's momentum (SGD and LARS)
     weight_decay: float = 1e-5      # not applied to biases and BN parameters
-    warmup_epochs: float = 0.1
+    warmup_epochs: float = 0.1      # epochs of linear learning-rate warm-up before the cosine decay
     base_momentum: float = 0.99     # EMA momentum at step 0, rising to 1 along a cosine
     multires: bool = False          # resize online views to 96..224 and target views to 128..224, one size per batch
-    online_sizes: tuple = (96, 224)
-    target_sizes: tuple = (128, 224)
+    online_sizes: tuple = (96, 224) # multires: (min, max) side of the online views
+    target_sizes: tuple = (128, 224)  # multires: (min, max) side of the target views
     precision: str = 'auto'         # 'auto' (bf16 on GPUs that have it, else fp32), 'fp32', 'bf16', 'fp16' (with loss scaling), 'fp64' (CPU checks)
-    channels_last: bool = False
+    channels_last: bool = False     # channels-last memory format (faster convolutions on recent GPUs)
     device_augment: bool = False    # loader: decode, crop, flip; device: per-sample colour, grayscale, blur, solarize (kornia)
     compile: bool = False           # torch.compile the model
-    knn_k: int = 200
-    knn_t: float = 0.1
+    knn_k: int = 200                # neighbours voting in the kNN monitor
+    knn_t: float = 0.1              # temperature of the kNN vote weights exp(similarity / t)
     knn_bank_size: int | None = 10000  # seeded subset of the labelled training split as kNN memory bank; None: all
     knn_test_size: int | None = None   # seeded subset of the test split as kNN queries; None: all
     knn_every: int = 1              # kNN every this many epochs (and after the last); 0: only before and after training
@@ -88,8 +88,8 @@ class Config:
     init_checkpoint: str | None = None  # start from this run's weights (online, target, heads) with a fresh optimizer and schedule
     num_workers: int = 1            # data-loader worker processes per process
     device: str = 'auto'            # 'auto', 'cpu', 'cuda'
-    seed: int = 0
-    out_dir: str = 'runs/pretrain'
+    seed: int = 0                   # seeds the weights, the data order and every augmentation
+    out_dir: str = 'runs/pretrain'  # the run folder: config, metrics, TensorBoard logs, checkpoints
 
     def __post_init__(self):
         for f in dataclasses.fields(self): setattr(self, f.name, _coerce(f.name, getattr(self, f.name), f.type, f.default))
