@@ -104,7 +104,7 @@ class Config:
             if getattr(self, name) < 1: raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
         for name in ['train_size', 'image_size', 'max_steps', 'checkpoint_every', 'knn_bank_size', 'knn_test_size']:
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer or null (none), got {getattr(self, name)!r}.")
+                raise ValueError(f"{name} must be a positive integer or null, got {getattr(self, name)!r}.")
         for name in ['num_workers', 'knn_every']:
             if getattr(self, name) < 0: raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)!r}.")
         for name in ['online_linear_lr', 'knn_t']:
