@@ -89,8 +89,7 @@ def knn_evaluate(net: nn.Module, bank_set, test_set, num_classes: int, k: int = 
     queries, test_y = sharded_features(net, test_set, device, dtype, batch_size, num_workers, gather=True)
     scores = knn_predict(bank, bank_y, queries, num_classes, k, t, sharded=True)
     top = scores.topk(min(5, num_classes), dim=1).indices == test_y[:, None]
-    res = dict(top1=100.0 * top[:, 0].float().mean().item(), top5=100.0 * top.any(1).float().mean().item(),
-               bank_images=len(bank_set), test_images=len(test_set))
+    res = dict(top1=100.0 * top[:, 0].float().mean().item(), top5=100.0 * top.any(1).float().mean().item())
     if return_queries: res.update(queries=queries, labels=test_y)
     return res
 
