@@ -4,7 +4,7 @@ kNN: exactly (the same top-1 and top-5). Linear and fine-tuning, on the same glo
 both see the same images in the same global batches with the same seeded crops, so the only difference is the float
 rounding of the gradient average (DDP all-reduces two half-batch means; one process takes one mean of 64) and, when
 fine-tuning, of SyncBN's statistics. Measured with these settings, 3 repetitions each with a busy-loop process beside
-them on the already loaded 2-core machine (load average ~6): per-epoch losses differ by at most 2.5e-8 (linear) and
+them on the already loaded 2-core machine (load average ~6): per-epoch losses differ by at most 1.6e-8 (linear) and
 5.2e-8 (fine-tuning) relative, identically in every repetition (the CPU runs are deterministic), with the same
 top-1, top-5 and train top-1. A wrong reduction is far off: doubling the learning rate (what summing instead of
 averaging the gradients does) moves the first epoch's loss by 4e-3 (linear) and 9e-3 (fine-tuning) relative. The
