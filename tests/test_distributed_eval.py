@@ -73,3 +73,17 @@ def test_linear_and_finetune_two_processes_follow_one(checkpoint, tmp_path, prot
         assert b['loss'] == pytest.approx(a['loss'], rel=1e-5), (one['epochs'], two['epochs'])
         assert abs(b['train_top1'] - a['train_top1']) <= 100 / one['train_images'] + 1e-9
     assert abs(two['top1'] - one['top1']) <= 100 / TEST_SIZE + 1e-9 and abs(two['top5'] - one['top5']) <= 100 / TEST_SIZE + 1e-9
+
+
+def test_in_training_knn_uses_every_process(tmp_path):
+    """The trainer's kNN on 2 processes (each embeds its share) equals one process's at epoch 0, where both hold the same
+    seeded weights; with the online probe on, the last epoch's row has the probe's test top-1 (rank 0's probe)."""
+    from triplet_ssl.train import Config, run, train
+    from triplet_ssl.runs import read_metrics
+    tiny = dict(train_size=256, knn_bank_size=301, knn_test_size=203, proj_hidden=64, proj_dim=32, pred_hidden=64, num_workers=0,
+                max_steps=1, knn_every=0, online_linear=True)
+    two = read_metrics(run(Config(**tiny, batch_size=32, out_dir=str(tmp_path / 'two')), gpus=2))
+    one = read_metrics(train(Config(**tiny, batch_size=64, out_dir=str(tmp_path / 'one')), progress=False))
+    assert [r['epoch'] for r in two] == [0, 1] == [r['epoch'] for r in one]
+    assert two[0]['knn_top1'] == one[0]['knn_top1'] and 15 < one[0]['knn_top1'] < 100
+    assert 0 <= two[1]['online_linear_top1'] <= 100 and 'knn_top1' in two[1]
