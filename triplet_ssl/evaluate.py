@@ -73,20 +73,21 @@ def knn_top1(bank, bank_labels, queries, query_labels, num_classes: int, k: int 
 
 # %% ../nbs/04_evaluate.ipynb
 def sharded_features(net: nn.Module, dataset, device='cpu', dtype=None, batch_size: int = 512, num_workers: int = 0,
-                     gather: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     gather: bool = False, worker_init_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
     "Features and labels of this process's `shard` of `dataset` (on `device`); with `gather`, of the whole dataset, in order, on every process."
-    loader = DataLoader(shard(dataset), batch_size=batch_size, num_workers=num_workers, pin_memory=torch.device(device).type == 'cuda')
+    loader = DataLoader(shard(dataset), batch_size=batch_size, num_workers=num_workers, pin_memory=torch.device(device).type == 'cuda',
+                        worker_init_fn=worker_init_fn)
     f, y = extract_features(net, loader, device, dtype, return_labels=True) if len(loader) else (torch.zeros(0, net.feature_dim), torch.zeros(0, dtype=torch.long))
     f, y = f.to(device), y.to(device)   # collectives run on the device (NCCL needs GPU tensors)
     return (gather_shards(f), gather_shards(y)) if gather else (f, y)
 
 def knn_evaluate(net: nn.Module, bank_set, test_set, num_classes: int, k: int = 200, t: float = 0.1, device='cpu', dtype=None,
-                 batch_size: int = 512, num_workers: int = 0, return_queries: bool = False) -> dict:
+                 batch_size: int = 512, num_workers: int = 0, return_queries: bool = False, worker_init_fn=None) -> dict:
     """kNN top-1 and top-5 (%) of `net`'s features: bank from `bank_set`, queries from `test_set` ((image, label) datasets,
     deterministic transforms). Every process embeds its share; all get the same result (with `return_queries`, also the
     test features and labels, gathered)."""
-    bank, bank_y = sharded_features(net, bank_set, device, dtype, batch_size, num_workers)
-    queries, test_y = sharded_features(net, test_set, device, dtype, batch_size, num_workers, gather=True)
+    bank, bank_y = sharded_features(net, bank_set, device, dtype, batch_size, num_workers, worker_init_fn=worker_init_fn)
+    queries, test_y = sharded_features(net, test_set, device, dtype, batch_size, num_workers, gather=True, worker_init_fn=worker_init_fn)
     scores = knn_predict(bank, bank_y, queries, num_classes, k, t, sharded=True)
     top = scores.topk(min(5, num_classes), dim=1).indices == test_y[:, None]
     res = dict(top1=100.0 * top[:, 0].float().mean().item(), top5=100.0 * top.any(1).float().mean().item())

@@ -261,11 +261,11 @@ def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[
     "kNN top-1 (%) of the online backbone, every process embedding its share; with `probe`, also rank 0's online linear probe's top-1 on the same test features."
     bank, test, num_classes = knn_data
     res = knn_evaluate(model.backbone, bank, test, num_classes, cfg.knn_k, cfg.knn_t, device, dtype, 512, cfg.num_workers,
-                       return_queries=probe is not None)
+                       return_queries=probe is not None, worker_init_fn=_loader_worker)
     if probe is None: return res['top1']
     weight, bias = probe.weight.detach().clone(), probe.bias.detach().clone()
     if dist.is_initialized(): dist.broadcast(weight, 0); dist.broadcast(bias, 0)   # each process's probe learnt from its own batches
-    pred = F.linear(res['queries'], weight, bias).argmax(1)
+    pred = F.linear(res['queries'].to(weight.dtype), weight, bias).argmax(1)
     return res['top1'], 100.0 * (pred == res['labels']).float().mean().item()
 
 class OnlineLinearProbe:
