@@ -43,7 +43,7 @@ def test_linear_cli_on_a_run_checkpoint(tiny_run, tmp_path):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['protocol=knn'], "Unknown protocol 'knn'"),
+    (['protocol=kNN'], "Unknown protocol 'kNN'"),
     (['label_fraction=5'], 'label_fraction must be in (0, 1]'),
     (['lrr=0.1'], "Unknown parameter(s) ['lrr']"),
 ])

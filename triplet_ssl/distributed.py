@@ -9,8 +9,8 @@ import torch
 import torch.distributed as dist
 
 # %% auto 0
-__all__ = ['init_distributed', 'is_main', 'world_size', 'barrier', 'all_reduce_mean', 'free_port', 'launch', 'GlooSyncBatchNorm',
-           'convert_sync_batchnorm']
+__all__ = ['init_distributed', 'is_main', 'world_size', 'barrier', 'all_reduce_mean', 'free_port', 'launch', 'shard',
+           'all_gather_uneven', 'all_reduce_sum', 'gather_shards', 'GlooSyncBatchNorm', 'convert_sync_batchnorm']
 
 # %% ../nbs/02c_distributed.ipynb
 def init_distributed(device: str = 'auto') -> tuple[int, int, torch.device]:
@@ -63,6 +63,46 @@ def _demo_worker(x: float) -> tuple[int, int, float]:
     mean = all_reduce_mean(torch.tensor(x + rank)).item()
     dist.destroy_process_group()
     return rank, world, mean
+
+# %% ../nbs/02c_distributed.ipynb
+def shard(dataset, rank: int | None = None, world: int | None = None) -> torch.utils.data.Subset:
+    "This process's share of `dataset` for evaluation: items rank, rank + W, rank + 2W, ... (every item once, no padding)."
+    rank = (dist.get_rank() if dist.is_initialized() else 0) if rank is None else rank
+    world = world_size() if world is None else world
+    return torch.utils.data.Subset(dataset, range(rank, len(dataset), world))
+
+def all_gather_uneven(t: torch.Tensor) -> list[torch.Tensor]:
+    "Every process's `t` (same shape but the first dimension, which may differ), in rank order."
+    if not dist.is_initialized() or dist.get_world_size() == 1: return [t]
+    sizes = [torch.zeros((), dtype=torch.long, device=t.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor(len(t), device=t.device))
+    n = max(int(s) for s in sizes)
+    padded = torch.cat([t, t.new_zeros((n - len(t), *t.shape[1:]))]) if len(t) < n else t.contiguous()
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return [p[:int(s)] for p, s in zip(parts, sizes)]
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    "Sum of `t` over all processes (identity on one process)."
+    if dist.is_initialized(): t = t.clone(); dist.all_reduce(t)
+    return t
+
+def gather_shards(t: torch.Tensor) -> torch.Tensor:
+    "The whole dataset's rows, in dataset order, on every process, from each process's rows of its `shard`."
+    parts = all_gather_uneven(t)
+    if len(parts) == 1: return t
+    out = t.new_empty((sum(len(p) for p in parts), *t.shape[1:]))
+    for r, p in enumerate(parts): out[r::len(parts)] = p
+    return out
+
+# %% ../nbs/02c_distributed.ipynb
+def _gather_worker(n: int) -> tuple:
+    "Used by the tests: each rank sends rows of its shard of range(n) (as floats); returns the gathered dataset and the rank's shard."
+    rank, world, _ = init_distributed('cpu')
+    mine = torch.tensor(list(shard(range(n))), dtype=torch.float32)[:, None].repeat(1, 3)
+    out = gather_shards(mine)
+    dist.destroy_process_group()
+    return out, mine[:, 0].long()
 
 # %% ../nbs/02c_distributed.ipynb
 from torch import nn

@@ -7,10 +7,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
+from .distributed import all_gather_uneven, all_reduce_sum, gather_shards, shard, world_size
 
 # %% auto 0
-__all__ = ['tensor_batches', 'extract_features', 'knn_predict', 'knn_top1', 'learning_curves', 'efficiency_table',
-           'plot_learning_efficiency']
+__all__ = ['tensor_batches', 'extract_features', 'knn_predict', 'knn_top1', 'sharded_features', 'knn_evaluate', 'learning_curves',
+           'efficiency_table', 'plot_learning_efficiency']
 
 # %% ../nbs/04_evaluate.ipynb
 def tensor_batches(images: torch.Tensor, transform=None, batch_size: int = 512):
@@ -40,23 +42,69 @@ def extract_features(net: nn.Module, batches, device='cpu', dtype=None, return_l
 # %% ../nbs/04_evaluate.ipynb
 @torch.no_grad()
 def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, num_classes: int,
-                k: int = 200, t: float = 0.1, chunk_size: int = 1024) -> torch.Tensor:
-    "Class scores (n_queries, num_classes) of the weighted kNN vote; features must be L2-normalised."
+                k: int = 200, t: float = 0.1, chunk_size: int = 1024, sharded: bool = False) -> torch.Tensor:
+    """Class scores (n_queries, num_classes) of the weighted kNN vote; features must be L2-normalised.
+    With `sharded`, each process holds a shard of the bank and the same queries: the shards' top-k are merged."""
     if bank.shape[1] != queries.shape[1]:
         raise ValueError(f"bank features are {bank.shape[1]}-d but queries are {queries.shape[1]}-d.")
-    k = min(k, len(bank))
-    scores = []
+    sharded = sharded and world_size() > 1
+    n_bank = int(all_reduce_sum(torch.tensor(len(bank), device=bank.device))) if sharded else len(bank)
+    k = min(k, n_bank)
+    bank_labels, scores = bank_labels.to(bank.device), []
     for q in queries.split(chunk_size):
-        sim, idx = (q.to(bank.device) @ bank.T).topk(k, dim=1)
+        sim, idx = (q.to(bank.device) @ bank.T).topk(min(k, len(bank)), dim=1)
+        labels = bank_labels[idx]
+        if sharded:   # every shard's top-k (padded to k with -inf, which never wins), then the top-k of their union
+            pad = k - sim.shape[1]
+            sim = torch.cat([sim, sim.new_full((len(q), pad), -float('inf'))], 1)
+            labels = torch.cat([labels, labels.new_zeros((len(q), pad))], 1)
+            sim, labels = (torch.cat(all_gather_uneven(v.T.contiguous())).T for v in (sim, labels))
+            sim, j = sim.topk(k, dim=1)
+            labels = labels.gather(1, j)
         votes = torch.zeros(len(q), num_classes, device=bank.device)
-        votes.scatter_add_(1, bank_labels.to(bank.device)[idx], (sim / t).exp())
+        votes.scatter_add_(1, labels, (sim / t).exp())
         scores.append(votes)
     return torch.cat(scores)
 
-def knn_top1(bank, bank_labels, queries, query_labels, num_classes: int, k: int = 200, t: float = 0.1) -> float:
-    "Top-1 accuracy (%) of the weighted kNN classifier."
-    pred = knn_predict(bank, bank_labels, queries, num_classes, k, t).argmax(1)
+def knn_top1(bank, bank_labels, queries, query_labels, num_classes: int, k: int = 200, t: float = 0.1, sharded: bool = False) -> float:
+    "Top-1 accuracy (%) of the weighted kNN classifier (`sharded`: see `knn_predict`)."
+    pred = knn_predict(bank, bank_labels, queries, num_classes, k, t, sharded=sharded).argmax(1)
     return 100.0 * (pred.cpu() == query_labels.cpu()).float().mean().item()
+
+# %% ../nbs/04_evaluate.ipynb
+def sharded_features(net: nn.Module, dataset, device='cpu', dtype=None, batch_size: int = 512, num_workers: int = 0,
+                     gather: bool = False, worker_init_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
+    "Features and labels of this process's `shard` of `dataset` (on `device`); with `gather`, of the whole dataset, in order, on every process."
+    loader = DataLoader(shard(dataset), batch_size=batch_size, num_workers=num_workers, pin_memory=torch.device(device).type == 'cuda',
+                        worker_init_fn=worker_init_fn)
+    f, y = extract_features(net, loader, device, dtype, return_labels=True) if len(loader) else (torch.zeros(0, net.feature_dim), torch.zeros(0, dtype=torch.long))
+    f, y = f.to(device), y.to(device)   # collectives run on the device (NCCL needs GPU tensors)
+    return (gather_shards(f), gather_shards(y)) if gather else (f, y)
+
+def knn_evaluate(net: nn.Module, bank_set, test_set, num_classes: int, k: int = 200, t: float = 0.1, device='cpu', dtype=None,
+                 batch_size: int = 512, num_workers: int = 0, return_queries: bool = False, worker_init_fn=None) -> dict:
+    """kNN top-1 and top-5 (%) of `net`'s features: bank from `bank_set`, queries from `test_set` ((image, label) datasets,
+    deterministic transforms). Every process embeds its share; all get the same result (with `return_queries`, also the
+    test features and labels, gathered)."""
+    bank, bank_y = sharded_features(net, bank_set, device, dtype, batch_size, num_workers, worker_init_fn=worker_init_fn)
+    queries, test_y = sharded_features(net, test_set, device, dtype, batch_size, num_workers, gather=True, worker_init_fn=worker_init_fn)
+    scores = knn_predict(bank, bank_y, queries, num_classes, k, t, sharded=True)
+    top = scores.topk(min(5, num_classes), dim=1).indices == test_y[:, None]
+    res = dict(top1=100.0 * top[:, 0].float().mean().item(), top5=100.0 * top.any(1).float().mean().item())
+    if return_queries: res.update(queries=queries, labels=test_y)
+    return res
+
+# %% ../nbs/04_evaluate.ipynb
+def _knn_worker(bank_set, test_set, num_classes: int, k: int) -> dict:
+    "Used by the tests: `knn_evaluate` of a seeded narrow ResNet on CPU processes."
+    from triplet_ssl.distributed import init_distributed
+    from triplet_ssl.models import build_backbone
+    rank, world, _ = init_distributed('cpu')
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    res = knn_evaluate(build_backbone('narrow_resnet', 1), bank_set, test_set, num_classes, k, batch_size=64, return_queries=True)
+    if world > 1: torch.distributed.destroy_process_group()
+    return res
 
 # %% ../nbs/04_evaluate.ipynb
 import json, math

@@ -4,46 +4,53 @@
 
 # %% ../nbs/04a_linear.ipynb 3
 from __future__ import annotations
-import dataclasses, json, math, sys, time
+import dataclasses, json, math, os, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
-from .data import Augmented, dataset_info, eval_transform, open_dataset, subset_dataset
-from .evaluate import extract_features
+from .data import Augmented, ResumableSampler, dataset_info, eval_transform, open_dataset, subset_dataset
+from .distributed import all_reduce_sum, convert_sync_batchnorm, init_distributed, shard
+from .evaluate import extract_features, knn_evaluate, sharded_features
 from .interop import load_backbone
 from .optim import lr_at
 
 # %% auto 0
-__all__ = ['PROTOCOLS', 'EvalConfig', 'load_eval_config', 'class_balanced_subset', 'subset_file_name', 'write_subset',
-           'read_subset', 'Classifier', 'topk_correct', 'evaluate_classifier', 'fit', 'linear_train_transform',
-           'linear_eval', 'finetune', 'linear_eval_features', 'dataset_labels', 'evaluate_checkpoint', 'main']
+__all__ = ['PROTOCOLS', 'SUBSETS_DIR', 'STANDARD_SUBSETS', 'EvalConfig', 'load_eval_config', 'class_balanced_subset',
+           'subset_file_name', 'write_subset', 'read_subset', 'standard_subset_file', 'read_names', 'named_subset',
+           'Classifier', 'topk_correct', 'evaluate_classifier', 'fit', 'linear_train_transform', 'linear_eval',
+           'finetune', 'linear_eval_features', 'dataset_labels', 'evaluate_checkpoint', 'main']
 
 # %% ../nbs/04a_linear.ipynb
-PROTOCOLS = ('linear', 'linear_features', 'finetune')
+PROTOCOLS = ('linear', 'linear_features', 'finetune', 'knn')
 
 @dataclass
 class EvalConfig:
     "Every parameter of an evaluation (defaults: the paper's linear protocol, on Fashion-MNIST)."
-    protocol: str = 'linear'        # 'linear' (paper), 'linear_features' (features extracted once), 'finetune' (semi-supervised)
+    protocol: str = 'linear'        # 'linear' (paper), 'linear_features' (features extracted once), 'finetune' (semi-supervised), 'knn'
     dataset: str = 'fashion_mnist'
     data_dir: str | None = None
     arch: str | None = None         # None: the checkpoint's (this package's runs record it); needed for other formats
     image_size: int | None = None   # None: the dataset's (224 for ImageNet)
-    label_fraction: float | None = None  # class-balanced fraction of the labelled split (0.01, 0.1); None: all labels
+    label_fraction: float | None = None  # fraction of the labelled split (0.01, 0.1); None: all labels
+    subset_file: str | None = None  # image file names to label (SimCLR's format); None: ImageNet 1%/10%: the standard lists, else a seeded class-balanced draw
     train_size: int | None = None   # seeded subset of the labelled split (quick checks); None: all
     test_size: int | None = None    # seeded subset of the test split; None: all
     epochs: int = 100
-    batch_size: int = 256
+    batch_size: int = 256           # images per process per step: the global batch is batch_size × processes (paper: 256 in all)
     lr: float = 0.15                # the classifier's peak lr (paper: 0.15 short SSL, 0.04 long SSL)
     backbone_lr: float | None = None  # finetune only: the backbone's peak lr; None: lr
     momentum: float = 0.9
     weight_decay: float = 0.0
     warmup_epochs: float = 5
+    knn_k: int = 200                # protocol='knn': neighbours and temperature (as the training logs' kNN)
+    knn_t: float = 0.1
     crop_scale: tuple | None = None  # RandomResizedCrop scale; None: (0.08, 1) from 64 px up, (0.5, 1) below
     num_workers: int = 2
     device: str = 'auto'
@@ -56,7 +63,7 @@ class EvalConfig:
         dataset_info(self.dataset)
         if self.label_fraction is not None and not 0 < self.label_fraction <= 1:
             raise ValueError(f"label_fraction must be in (0, 1] (e.g. 0.01 for 1%), got {self.label_fraction!r}.")
-        for name in ('epochs', 'batch_size'):
+        for name in ('epochs', 'batch_size', 'knn_k'):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1: raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
 
 def load_eval_config(path=None, overrides=(), **kwargs) -> EvalConfig:
@@ -96,6 +103,33 @@ def read_subset(path) -> torch.Tensor:
     return torch.tensor([int(l) for l in Path(path).read_text().splitlines() if l.strip() and not l.startswith('#')])
 
 # %% ../nbs/04a_linear.ipynb
+import triplet_ssl
+SUBSETS_DIR = Path(triplet_ssl.__file__).resolve().parent.parent / 'data' / 'imagenet_subsets'
+STANDARD_SUBSETS = {0.01: '1percent.txt', 0.1: '10percent.txt'}   # SimCLR's released lists
+
+def standard_subset_file(dataset: str, label_fraction: float | None) -> Path | None:
+    "SimCLR's list for ImageNet at 1% or 10% of the labels; None for any other dataset or fraction (the seeded class-balanced draw)."
+    if dataset != 'imagenet' or label_fraction not in STANDARD_SUBSETS: return None
+    path = SUBSETS_DIR / STANDARD_SUBSETS[label_fraction]
+    if not path.is_file(): raise FileNotFoundError(f"{path} is missing: the standard ImageNet subsets ship in the repository's "
+                                                   "data/imagenet_subsets/; run from a clone, or pass subset_file=PATH.")
+    return path
+
+def read_names(path) -> list[str]:
+    "Image file names, one a line (blank lines and # comments skipped)."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"Subset list {str(path)!r} does not exist.")
+    return [l.strip() for l in path.read_text().splitlines() if l.strip() and not l.startswith('#')]
+
+def named_subset(dataset, names) -> torch.Tensor:
+    "Sorted indices of the images of a file-backed `dataset` whose file name is in `names`."
+    samples = getattr(dataset, 'samples', None)
+    if samples is None:
+        raise ValueError(f"A list of image names selects images of a dataset of files (imagenet, image_folder); {type(dataset).__name__} has none.")
+    names = set(names)
+    return torch.tensor([i for i, (p, _) in enumerate(samples) if Path(p).name in names], dtype=torch.long)
+
+# %% ../nbs/04a_linear.ipynb
 class Classifier(nn.Module):
     "backbone → fc; with `frozen`, the backbone gets no gradient and stays in eval mode (BN statistics fixed)."
     def __init__(self, backbone: nn.Module, num_classes: int, frozen: bool = True):
@@ -122,23 +156,26 @@ def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> list[int]:
 
 @torch.no_grad()
 def evaluate_classifier(model: nn.Module, loader, device) -> dict:
-    "Top-1 and top-5 accuracy (%) of `model` over (images, labels) batches."
+    "Top-1 and top-5 accuracy (%) of `model` over (images, labels) batches (each process's `shard`: the counts are summed)."
     was = model.training; model.eval()
     c1 = c5 = n = 0
     for x, y in loader:
         a, b = topk_correct(model(x.to(device)).float(), y.to(device)); c1 += a; c5 += b; n += len(y)
     model.train(was)
+    c1, c5, n = all_reduce_sum(torch.tensor([c1, c5, n], device=device)).tolist()
     return dict(top1=100.0 * c1 / n, top5=100.0 * c5 / n)
 
 def fit(model: nn.Module, groups: list[dict], loader, epochs: int, warmup_epochs: float, momentum: float, weight_decay: float,
         device, log=None) -> list[dict]:
-    "SGD with warm-up + cosine (per step) over `groups` ([{'params', 'lr'}]); returns per-epoch rows (loss, train top-1)."
+    """SGD with warm-up + cosine (per step) over `groups` ([{'params', 'lr'}]); returns per-epoch rows (loss, train top-1,
+    over all processes: `model` may be a DDP module, and `loader`'s sampler may have `set_epoch`)."""
     opt = torch.optim.SGD([dict(params=g['params'], lr=g['lr']) for g in groups], lr=groups[0]['lr'], momentum=momentum,
                           weight_decay=weight_decay)
     steps_per_epoch = len(loader); total = epochs * steps_per_epoch; warmup = round(warmup_epochs * steps_per_epoch)
     rows, step = [], 0
     model.train()
     for epoch in range(epochs):
+        if hasattr(getattr(loader, 'sampler', None), 'set_epoch'): loader.sampler.set_epoch(epoch)
         t0, loss_sum, correct, n = time.time(), 0.0, 0, 0
         for x, y in loader:
             for g, spec in zip(opt.param_groups, groups): g['lr'] = lr_at(step, total, warmup, spec['lr'])
@@ -147,6 +184,7 @@ def fit(model: nn.Module, groups: list[dict], loader, epochs: int, warmup_epochs
             loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); step += 1
             loss_sum += loss.item() * len(y); correct += (logits.argmax(1) == y).sum().item(); n += len(y)
+        loss_sum, correct, n = all_reduce_sum(torch.tensor([loss_sum, correct, n], dtype=torch.float64, device=device)).tolist()
         rows.append(dict(epoch=epoch + 1, loss=loss_sum / n, train_top1=100.0 * correct / n, seconds=time.time() - t0))
         if log: log(rows[-1])
     return rows
@@ -158,26 +196,34 @@ def linear_train_transform(size: int, channels: int, mean, std, crop_scale=None)
     return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, scale=crop_scale, antialias=True), v2.RandomHorizontalFlip(),
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean)[:channels], list(std)[:channels])])
 
-def _device(name): return torch.device('cuda' if name == 'auto' and torch.cuda.is_available() else 'cpu' if name == 'auto' else name)
-
-def _loaders(train_set, test_set, info, cfg: EvalConfig, size):
+def _loaders(train_set, test_set, info, cfg: EvalConfig, size, batch: int, world: int, rank: int):
+    "Training batches: global batch k of a seeded epoch order is split in contiguous blocks over the processes, each image's crop seeded by (seed, epoch, index), so any process count sees the same images in the same global batches. Test: each process its `shard`."
     train_tf = linear_train_transform(size, info['channels'], info['mean'], info['std'], cfg.crop_scale)
     test_tf = eval_transform(size, info['channels'], info['mean'], info['std'])
     kw = dict(num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(), persistent_workers=cfg.num_workers > 0)
-    g = torch.Generator().manual_seed(cfg.seed)
-    return (DataLoader(Augmented(train_set, train_tf), batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
-                       generator=g, **kw),
-            DataLoader(Augmented(test_set, test_tf), batch_size=cfg.batch_size, **kw))
+    train_views = Augmented(train_set, train_tf, seed=cfg.seed)
+    return (DataLoader(train_views, batch_size=batch, sampler=ResumableSampler(train_views, batch, world, rank, cfg.seed), **kw),
+            DataLoader(shard(Augmented(test_set, test_tf)), batch_size=cfg.batch_size, **kw))
 
 def _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, frozen: bool):
-    device, size = _device(cfg.device), cfg.image_size or info['size']
+    rank, world, device = init_distributed(cfg.device)
+    size = cfg.image_size or info['size']
+    if len(train_set) < world: raise ValueError(f"{len(train_set)} training images cannot be split over {world} processes.")
+    batch = min(cfg.batch_size, len(train_set) // world)   # a 1% subset of a small dataset can be smaller than one batch
+    if log and rank == 0:
+        log(f"{cfg.protocol}: {len(train_set)} training images · global batch {batch * world} = {batch} per process × {world} process(es)"
+            + (f" (batch_size={cfg.batch_size} lowered: fewer images than one global batch)" if batch < cfg.batch_size else ''))
     torch.manual_seed(cfg.seed)
-    model = Classifier(backbone, num_classes, frozen=frozen).to(device)
-    train_loader, test_loader = _loaders(train_set, test_set, info, cfg, size)
+    model = Classifier(backbone, num_classes, frozen=frozen)
+    if world > 1 and not frozen: model = convert_sync_batchnorm(model, device)   # BN over the global batch, as one process has it
+    model = model.to(device)
+    net = DDP(model, device_ids=[device] if device.type == 'cuda' else None) if world > 1 else model
+    train_loader, test_loader = _loaders(train_set, test_set, info, cfg, size, batch, world, rank)
     groups = [dict(params=model.fc.parameters(), lr=cfg.lr)]
     if not frozen: groups.append(dict(params=model.backbone.parameters(), lr=cfg.lr if cfg.backbone_lr is None else cfg.backbone_lr))
-    rows = fit(model, groups, train_loader, cfg.epochs, cfg.warmup_epochs, cfg.momentum, cfg.weight_decay, device, log)
-    return dict(**evaluate_classifier(model, test_loader, device), epochs=rows), model
+    rows = fit(net, groups, train_loader, cfg.epochs, cfg.warmup_epochs, cfg.momentum, cfg.weight_decay, device, log if rank == 0 else None)
+    return dict(**evaluate_classifier(model, test_loader, device), epochs=rows, world_size=world, batch_per_process=batch,
+                global_batch=batch * world), model
 
 def linear_eval(backbone: nn.Module, train_set, test_set, num_classes: int, cfg: EvalConfig, info: dict, log=print) -> dict:
     "Train a linear layer on the frozen backbone (eval mode) with augmentation; top-1/top-5 on `test_set`."
@@ -214,40 +260,64 @@ def dataset_labels(ds) -> torch.Tensor:
     return torch.tensor([int(y) for _, y in ds])
 
 def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **kwargs) -> dict:
-    "Run `cfg.protocol` on the backbone of `checkpoint`; returns the results (also in <out_dir>/results.json)."
+    """Run `cfg.protocol` on the backbone of `checkpoint`; returns the results (also in <out_dir>/results.json).
+    Under torchrun, the processes share the work (one DDP job); rank 0 writes the files."""
     cfg = cfg or EvalConfig(**kwargs)
     info = dataset_info(cfg.dataset)
+    own_group = not dist.is_initialized()
+    rank, world, device = init_distributed(cfg.device)
+    main = rank == 0
+    if device.type == 'cpu' and world > 1:   # share the cores between the local processes
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', world))))
     backbone = load_backbone(checkpoint, cfg.arch, info['channels'])
-    pct = f'_{cfg.label_fraction * 100:g}pct' if cfg.label_fraction else ''
+    list_file = Path(cfg.subset_file) if cfg.subset_file else standard_subset_file(cfg.dataset, cfg.label_fraction)
+    pct = f'_{list_file.stem}' if list_file else f'_{cfg.label_fraction * 100:g}pct' if cfg.label_fraction else ''
     out = Path(cfg.out_dir) if cfg.out_dir else Path(checkpoint).parent / f'eval_{cfg.protocol}{pct}'
-    out.mkdir(parents=True, exist_ok=True)
+    if main: out.mkdir(parents=True, exist_ok=True)
     train_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train'), cfg.train_size, cfg.seed)
     test_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test'), cfg.test_size, cfg.seed)
     num_classes = info['num_classes'] or int(dataset_labels(train_set).max()) + 1
     subset_file = None
-    if cfg.label_fraction:
+    if list_file:
+        if cfg.train_size: raise ValueError(f"train_size={cfg.train_size} draws a random part of the labelled split, which the list of image "
+                                            f"names {list_file} cannot be applied to; leave train_size unset.")
+        names = read_names(list_file)
+        idx = named_subset(train_set, names)
+        if len(idx) != len(names):
+            raise ValueError(f"{list_file} names {len(names)} images, but only {len(idx)} of them are in the labelled split of {cfg.dataset!r} "
+                             f"under data_dir={cfg.data_dir!r}: the list needs the whole training split as released (e.g. ImageNet's train/).")
+        name, note = f'labels_{list_file.stem}.txt', f'{cfg.dataset} labelled split: the {len(idx)} images named in {list_file}'
+    elif cfg.label_fraction:
         labels = dataset_labels(train_set)
         idx = class_balanced_subset(labels, cfg.label_fraction, cfg.seed)
-        subset_file = write_subset(out / subset_file_name(cfg.label_fraction, cfg.seed), idx,
-                                   f'{cfg.dataset} labelled split{f" (seeded subset of {cfg.train_size})" if cfg.train_size else ""}: '
-                                   f'{len(idx)} of {len(labels)} images, {cfg.label_fraction:.0%} of each class, seed {cfg.seed}')
+        name, note = (subset_file_name(cfg.label_fraction, cfg.seed),
+                      f'{cfg.dataset} labelled split{f" (seeded subset of {cfg.train_size})" if cfg.train_size else ""}: '
+                      f'{len(idx)} of {len(labels)} images, {cfg.label_fraction:.0%} of each class, seed {cfg.seed}')
+    if list_file or cfg.label_fraction:
+        if main: subset_file = write_subset(out / name, idx, note)
         train_set = torch.utils.data.Subset(train_set, idx.tolist())
     t0 = time.time()
-    if cfg.protocol == 'linear_features':
-        device, size = _device(cfg.device), cfg.image_size or info['size']
-        tf = eval_transform(size, info['channels'], info['mean'], info['std'])
-        load = lambda ds: DataLoader(Augmented(ds, tf), batch_size=512, num_workers=cfg.num_workers)
+    size = cfg.image_size or info['size']
+    tf = eval_transform(size, info['channels'], info['mean'], info['std'])
+    if cfg.protocol == 'knn':   # as DINO's eval_knn: the labelled split is the bank, every process embeds its share
+        if log and main: log(f"knn: {len(train_set)} bank / {len(test_set)} test images, k={cfg.knn_k}, t={cfg.knn_t}, {world} process(es)")
+        res = knn_evaluate(backbone.to(device), Augmented(train_set, tf), Augmented(test_set, tf), num_classes, cfg.knn_k, cfg.knn_t,
+                           device, None, cfg.batch_size, cfg.num_workers)
+    elif cfg.protocol == 'linear_features':
         backbone = backbone.to(device)
-        (ftr, ytr), (fte, yte) = (extract_features(backbone, load(ds), device, return_labels=True) for ds in (train_set, test_set))
-        res = linear_eval_features(ftr, ytr, fte, yte, num_classes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.momentum,
+        (ftr, ytr), (fte, yte) = (sharded_features(backbone, Augmented(ds, tf), device, None, 512, cfg.num_workers, gather=True)
+                                  for ds in (train_set, test_set))
+        res = linear_eval_features(ftr.cpu(), ytr.cpu(), fte.cpu(), yte.cpu(), num_classes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.momentum,
                                    cfg.weight_decay, cfg.warmup_epochs, cfg.seed)
     else:
         res, _ = (linear_eval if cfg.protocol == 'linear' else finetune)(backbone, train_set, test_set, num_classes, cfg, info, log)
+    res.setdefault('world_size', world)
     res = dict(protocol=cfg.protocol, checkpoint=str(checkpoint), train_images=len(train_set), test_images=len(test_set),
                subset_file=str(subset_file) if subset_file else None, seconds=time.time() - t0, config=asdict(cfg), **res)
-    (out / 'results.json').write_text(json.dumps(res, indent=2, default=list))
-    if log: log(f"{cfg.protocol}{pct}: top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  ({len(train_set)} train / {len(test_set)} test images, "
+    if main: (out / 'results.json').write_text(json.dumps(res, indent=2, default=list))
+    if log and main: log(f"{cfg.protocol}{pct}: top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  ({len(train_set)} train / {len(test_set)} test images, "
                 f"{res['seconds']:.0f} s) → {out / 'results.json'}")
+    if own_group and world > 1: dist.destroy_process_group()
     return res
 
 # %% ../nbs/04a_linear.ipynb

@@ -128,8 +128,13 @@ class SimCLR(SiameseSSL):
     def forward(self, v1, v2, online_size: int | None = None, target_size: int | None = None):
         return nt_xent(self.online(v1, online_size), self.online(v2, online_size), self.temperature)
 
+import warnings
+import torch.distributed as dist
+from .distributed import all_gather_uneven
+
 class MoCoV2(SiameseSSL):
-    "MoCo v2: queries from the online backbone + projector, keys from its EMA, InfoNCE against a queue of past keys."
+    """MoCo v2: queries from the online backbone + projector, keys from its EMA, InfoNCE against a queue of past keys.
+    On several processes every process enqueues the keys of all of them (the global batch, in rank order)."""
     def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, queue_size: int = 65536,
                  temperature: float = 0.2):
         super().__init__(backbone, proj_hidden, proj_dim, predictor=False)
@@ -150,6 +155,13 @@ class MoCoV2(SiameseSSL):
 
     @torch.no_grad()
     def _enqueue(self, keys):
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            if not getattr(self, '_bn_checked', False):
+                self._bn_checked = True
+                if any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in self.target_network.modules()):
+                    warnings.warn("MoCo v2 on several processes with per-process batch norm: a key's BN statistics come from its own "
+                                  "process's batch, which MoCo counters with shuffle-BN. Set sync_bn=True (BN over the global batch).")
+            keys = torch.cat(all_gather_uneven(keys.contiguous()))   # every process's keys, rank order: the same queue everywhere
         keys = F.normalize(keys.float(), dim=1)[:len(self.queue)]
         idx = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % len(self.queue)
         self.queue[idx] = keys.to(self.queue.dtype)
@@ -167,3 +179,15 @@ def build_ssl(method: str, backbone: nn.Module, proj_hidden: int = 4096, proj_di
     if method == 'byol': return BYOL(backbone, proj_hidden, proj_dim, pred_hidden)
     if method == 'simclr': return SimCLR(backbone, proj_hidden, proj_dim, t)
     return MoCoV2(backbone, proj_hidden, proj_dim, queue_size, t)
+
+# %% ../nbs/02_models.ipynb
+def _moco_queue_worker(v1: torch.Tensor, v2: torch.Tensor) -> tuple:
+    "Used by the tests: each process puts its contiguous block of the batch through MoCo v2 with SyncBN; returns the queue and its pointer."
+    from triplet_ssl.distributed import convert_sync_batchnorm, init_distributed
+    rank, world, dev = init_distributed('cpu')
+    torch.manual_seed(0)
+    mo = convert_sync_batchnorm(build_ssl('mocov2', build_backbone('narrow_resnet', 1), 64, 16, queue_size=40), dev)
+    n = len(v1) // world
+    mo(v1[rank * n:(rank + 1) * n], v2[rank * n:(rank + 1) * n])
+    dist.destroy_process_group()
+    return mo.queue, mo.queue_ptr.item()

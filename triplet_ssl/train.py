@@ -24,7 +24,7 @@ from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, 
                               latest_checkpoint, load_checkpoint, prune_checkpoints, provenance, read_metrics, rng_state,
                               save_checkpoint, seed_everything, set_rng_state)
 from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
-from .evaluate import extract_features, knn_top1
+from .evaluate import extract_features, knn_evaluate, knn_top1
 
 # %% auto 0
 __all__ = ['CHOICES', 'LAUNCH_KEYS', 'Config', 'config_fields', 'config_dict', 'load_config', 'multires_sizes', 'autocast_dtype',
@@ -258,14 +258,15 @@ def _num_classes(ds) -> int:
     return int(torch.as_tensor(base.labels).max()) + 1
 
 def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[float, float]:
-    "kNN top-1 (%) of the online backbone; with `probe`, also the online linear probe's top-1 on the same test features."
-    bank_loader, test_loader, num_classes = knn_data
-    bank, bank_y = extract_features(model.backbone, bank_loader, device, dtype, return_labels=True)
-    queries, test_y = extract_features(model.backbone, test_loader, device, dtype, return_labels=True)
-    knn = knn_top1(bank, bank_y, queries, test_y, num_classes, cfg.knn_k, cfg.knn_t)
-    if probe is None: return knn
-    with torch.no_grad(): pred = probe(queries.to(device)).argmax(1).cpu()
-    return knn, 100.0 * (pred == test_y).float().mean().item()
+    "kNN top-1 (%) of the online backbone, every process embedding its share; with `probe`, also rank 0's online linear probe's top-1 on the same test features."
+    bank, test, num_classes = knn_data
+    res = knn_evaluate(model.backbone, bank, test, num_classes, cfg.knn_k, cfg.knn_t, device, dtype, 512, cfg.num_workers,
+                       return_queries=probe is not None, worker_init_fn=_loader_worker)
+    if probe is None: return res['top1']
+    weight, bias = probe.weight.detach().clone(), probe.bias.detach().clone()
+    if dist.is_initialized(): dist.broadcast(weight, 0); dist.broadcast(bias, 0)   # each process's probe learnt from its own batches
+    pred = F.linear(res['queries'].to(weight.dtype), weight, bias).argmax(1)
+    return res['top1'], 100.0 * (pred == res['labels']).float().mean().item()
 
 class OnlineLinearProbe:
     """A linear classifier on the stop-gradient (detached, L2-normalised) online features of view 1 of each pretraining
@@ -341,13 +342,10 @@ def _train(cfg: Config, progress: bool, cleanup: contextlib.ExitStack) -> Path:
     total_steps = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
     global_batch = cfg.batch_size * world * cfg.accum_steps
-    knn_data = None
-    if main:
-        tf = eval_transform(size, ch, mean, std)
-        bank = Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train', cfg.bad_images), cfg.knn_bank_size, cfg.seed), tf)
-        test = Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test', cfg.bad_images), cfg.knn_test_size, cfg.seed), tf)
-        eval_kw = dict(batch_size=512, num_workers=cfg.num_workers, pin_memory=device.type == 'cuda', worker_init_fn=_loader_worker)
-        knn_data = (DataLoader(bank, **eval_kw), DataLoader(test, **eval_kw), info['num_classes'] or _num_classes(bank.dataset))
+    tf = eval_transform(size, ch, mean, std)   # kNN bank and queries: every process embeds its share (04_evaluate)
+    bank = Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train', cfg.bad_images), cfg.knn_bank_size, cfg.seed), tf)
+    test = Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test', cfg.bad_images), cfg.knn_test_size, cfg.seed), tf)
+    knn_data = (bank, test, info['num_classes'] or _num_classes(bank.dataset))
 
     # Model, optimizer, scaler; weights identical on every process (same seed).
     seed_everything(cfg.seed)
@@ -401,6 +399,7 @@ def _train(cfg: Config, progress: bool, cleanup: contextlib.ExitStack) -> Path:
                             **({'online_linear': probe.state_dict()} if probe is not None else {}))
             prune_checkpoints(out, cfg.keep_last, run_id)
 
+    if ckpt is None: knn = _knn_eval(model, cfg, knn_data, device, dtype)   # on every process
     log = None
     if main:
         (out / 'config.yaml').write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False))
@@ -414,7 +413,6 @@ def _train(cfg: Config, progress: bool, cleanup: contextlib.ExitStack) -> Path:
               f"process(es) × {cfg.accum_steps} accumulation · {steps_per_epoch} steps/epoch · {total_steps} steps · {device}"
               + (f" · resuming at step {step}" if ckpt is not None else ''))
         if ckpt is None:
-            knn = _knn_eval(model, cfg, knn_data, device, dtype)
             log.log(0, epoch=0, knn_top1=knn, lr=0.0, momentum=cfg.base_momentum)
             print(f"epoch 0 (untrained): kNN top-1 {knn:.2f}%")
     barrier()
@@ -470,14 +468,15 @@ def _train(cfg: Config, progress: bool, cleanup: contextlib.ExitStack) -> Path:
             seconds = time.time() - t0
             epoch_done = step % steps_per_epoch == 0 or step == total_steps
             if epoch_done: check_finite()
+            knn = (_knn_eval(model, cfg, knn_data, device, dtype, probe.fc if probe else None) if epoch_done and (step == total_steps
+                   or (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0)) else None)   # on every process
             if main and epoch_done:
-                last = step == total_steps
                 row = dict(epoch=epoch + 1, loss=float(np.mean(losses)) if losses else None, lr=lr, momentum=momentum,
                            images_per_s=seen / seconds if seconds else None, epoch_seconds=seconds)
                 if probe is not None: row['online_linear_train_top1'] = probe.train_top1()
-                if last or (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0):
-                    if probe is None: row['knn_top1'] = _knn_eval(model, cfg, knn_data, device, dtype)
-                    else: row['knn_top1'], row['online_linear_top1'] = _knn_eval(model, cfg, knn_data, device, dtype, probe.fc)
+                if knn is not None:
+                    if probe is None: row['knn_top1'] = knn
+                    else: row['knn_top1'], row['online_linear_top1'] = knn
                 log.log(step, **row)
                 print(f"epoch {epoch + 1}: loss {row['loss']:.4f}" + (f"  kNN top-1 {row['knn_top1']:.2f}%" if 'knn_top1' in row else '')
                       + (f"  online linear probe top-1 {row['online_linear_top1']:.2f}% (test)" if 'online_linear_top1' in row else '')
