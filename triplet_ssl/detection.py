@@ -19,11 +19,11 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from .models import build_backbone
 
 # %% auto 0
-__all__ = ['DETECTRON2_ARCHS', 'IOU_THRESHOLDS', 'VOC_CLASSES', 'SHAPES', 'torchvision_to_detectron2',
+__all__ = ['DETECTRON2_ARCHS', 'IOU_THRESHOLDS', 'AP_METHODS', 'COCO_STATS', 'VOC_CLASSES', 'SHAPES', 'torchvision_to_detectron2',
            'detectron2_to_torchvision', 'backbone_state_dict', 'export_detectron2', 'load_detectron2_pkl',
-           'interpolated_ap', 'detection_ap', 'VOCDetection', 'CocoDetection', 'write_synthetic_voc', 'build_detector',
-           'finetune', 'evaluate_detector', 'detectron2_available', 'register_res5_extra_norm', 'detectron2_train',
-           'main']
+           'interpolated_ap', 'coco_ground_truth', 'coco_results', 'detection_ap', 'VOCDetection', 'CocoDetection',
+           'write_synthetic_voc', 'build_detector', 'finetune', 'evaluate_detector', 'detectron2_available',
+           'register_res5_extra_norm', 'detectron2_train', 'main']
 
 # %% ../nbs/06_detection.ipynb
 _TV = re.compile(r'^(?:conv1|bn1|layer([1-4])\.(\d+)\.(?:conv(\d)|bn(\d)|downsample\.([01])))\.(weight|bias|running_mean|running_var)$')
@@ -102,57 +102,71 @@ def load_detectron2_pkl(path) -> dict:
 
 # %% ../nbs/06_detection.ipynb
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2))
+AP_METHODS = ('coco', 'voc07', 'area')
+COCO_STATS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl')
 
-def interpolated_ap(tp: np.ndarray, num_gt: int, method: str = 'coco') -> float:
-    "AP of a detection list already sorted by descending score (`tp`: 1 true / 0 false positive) against `num_gt` boxes."
-    if method not in ('coco', 'voc07', 'area'): raise ValueError(f"Unknown AP method {method!r}; choose 'coco', 'voc07' or 'area'.")
+def interpolated_ap(tp, num_gt: int, method: str = 'voc07') -> float:
+    """The VOC devkit's AP of a detection list sorted by descending score (`tp`: 1 true / 0 false positive) against `num_gt`
+    boxes: `'voc07'` averages the best precision at recall >= t for t in `np.arange(0, 1.1, 0.1)`, `'area'` integrates it."""
+    if method not in ('voc07', 'area'):
+        raise ValueError(f"Unknown AP method {method!r} for interpolated_ap; choose 'voc07' or 'area' (COCO's AP: detection_ap(method='coco')).")
     if num_gt == 0: return float('nan')
     tp = np.asarray(tp, dtype=np.float64)
-    if len(tp) == 0: return 0.0
     ctp = np.cumsum(tp); recall = ctp / num_gt; precision = ctp / np.arange(1, len(tp) + 1)
+    if method == 'voc07':
+        return float(sum(precision[recall >= t].max() if (recall >= t).any() else 0.0 for t in np.arange(0.0, 1.1, 0.1)) / 11)
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
-    if method == 'area':
-        steps = np.diff(np.concatenate([[0.0], recall]))
-        return float(np.sum(steps * envelope))
-    points = np.linspace(0, 1, 101 if method == 'coco' else 11)
-    idx = np.searchsorted(recall, points - 1e-12, side='left')   # first detection reaching recall r
-    return float(np.mean(np.where(idx < len(tp), envelope[np.minimum(idx, len(tp) - 1)], 0.0)))
+    return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * envelope))
 
-def _match(det_boxes, gt_boxes, gt_ignore, t):
-    "Per detection (score order): 1 TP, 0 FP, -1 ignored."
-    out = np.zeros(len(det_boxes), dtype=np.int8)
-    if len(gt_boxes) == 0: return out
-    iou = box_iou(det_boxes, gt_boxes).numpy()
-    taken = np.zeros(len(gt_boxes), dtype=bool)
-    for i in range(len(det_boxes)):
-        free = iou[i] * (~taken & ~gt_ignore) - (taken | gt_ignore)   # -1 marks unavailable boxes
-        j = int(np.argmax(free))
-        if free[j] >= t: taken[j] = True; out[i] = 1
-        elif gt_ignore.any() and iou[i][gt_ignore].max() >= t: out[i] = -1
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    "IoU of (x1, y1, x2, y2) boxes in float64, `a` × `b`."
+    lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+def _voc_match(boxes, gt_boxes, difficult, t):
+    """The devkit's rule, per detection in score order: 1 TP, 0 FP, -1 ignored. Each detection goes to its highest-IoU
+    ground truth; IoU > t and that box free: TP; already taken: FP; difficult: ignored."""
+    out = np.zeros(len(boxes), dtype=np.int8)
+    if len(gt_boxes) == 0 or len(boxes) == 0: return out
+    iou = _iou(boxes, gt_boxes)
+    best, taken = iou.argmax(1), np.zeros(len(gt_boxes), dtype=bool)
+    for i, j in enumerate(best):
+        if iou[i, j] <= t: continue
+        if difficult[j]: out[i] = -1
+        elif not taken[j]: taken[j] = True; out[i] = 1
     return out
 
-def detection_ap(predictions: list[dict], targets: list[dict], num_classes: int, method: str = 'coco',
-                 iou_thresholds=IOU_THRESHOLDS, max_dets: int = 100) -> dict:
-    """AP, AP50, AP75 (percent) and per-class AP50 over images. `predictions[i]`: boxes (x1, y1, x2, y2), scores,
-    labels (1..num_classes); `targets[i]`: boxes, labels and optionally `ignore` (bool)."""
+def _as_array(x, dtype, shape=(-1,)):
+    return np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=dtype).reshape(shape)
+
+def _check(predictions, targets, num_classes):
     if len(predictions) != len(targets):
         raise ValueError(f"{len(predictions)} predictions for {len(targets)} images: give one dict per image.")
+    for name, items in (('predictions', predictions), ('targets', targets)):
+        for i, d in enumerate(items):
+            labels = _as_array(d['labels'], np.int64)
+            if len(labels) and (labels.min() < 1 or labels.max() > num_classes):
+                raise ValueError(f"{name}[{i}] has label {int(labels.min() if labels.min() < 1 else labels.max())}; labels run "
+                                 f"1..num_classes={num_classes} (0 is the background).")
+
+def _voc_ap(predictions, targets, num_classes, method, iou_thresholds) -> dict:
     ap = np.full((num_classes, len(iou_thresholds)), np.nan)
     for c in range(1, num_classes + 1):
         scores, flags, num_gt = [], [[] for _ in iou_thresholds], 0
         for p, g in zip(predictions, targets):
-            gm = torch.as_tensor(g['labels']) == c
-            gt_boxes = torch.as_tensor(g['boxes'], dtype=torch.float32).reshape(-1, 4)[gm]
-            ignore = torch.as_tensor(g.get('ignore', torch.zeros(len(gm), dtype=torch.bool)), dtype=torch.bool)[gm].numpy()
-            num_gt += int((~ignore).sum())
-            pm = torch.as_tensor(p['labels']) == c
-            s = torch.as_tensor(p['scores'], dtype=torch.float32)[pm]
-            order = torch.argsort(s, descending=True, stable=True)[:max_dets]
-            boxes = torch.as_tensor(p['boxes'], dtype=torch.float32).reshape(-1, 4)[pm][order]
-            scores.append(s[order].numpy())
-            for k, t in enumerate(iou_thresholds): flags[k].append(_match(boxes, gt_boxes, ignore, t))
-        scores = np.concatenate(scores)
-        order = np.argsort(-scores, kind='mergesort')
+            gm = _as_array(g['labels'], np.int64) == c
+            gt_boxes = _as_array(g['boxes'], np.float64, (-1, 4))[gm]
+            difficult = _as_array(g.get('ignore', np.zeros(len(gm))), bool)[gm]
+            num_gt += int((~difficult).sum())
+            pm = _as_array(p['labels'], np.int64) == c
+            s = _as_array(p['scores'], np.float64)[pm]
+            order = np.argsort(-s, kind='stable')
+            boxes = _as_array(p['boxes'], np.float64, (-1, 4))[pm][order]
+            scores.append(s[order])
+            for k, t in enumerate(iou_thresholds): flags[k].append(_voc_match(boxes, gt_boxes, difficult, t))
+        order = np.argsort(-np.concatenate(scores), kind='stable')
         for k in range(len(iou_thresholds)):
             f = np.concatenate(flags[k])[order]
             ap[c - 1, k] = interpolated_ap(f[f >= 0], num_gt, method)
@@ -163,6 +177,64 @@ def detection_ap(predictions: list[dict], targets: list[dict], num_classes: int,
         if t in col: out[name] = mean(ap[:, col[t]])
     if 0.5 in col: out['per_class_AP50'] = [float(a * 100) for a in ap[:, col[0.5]]]
     return out
+
+def coco_ground_truth(targets, num_classes: int) -> dict:
+    """`targets` as a COCO instances dict: image ids from `image_id` (else the position), boxes as x, y, w, h,
+    `iscrowd` from `crowd` (else `ignore`, so VOC's difficult boxes become crowd regions), `area` if given (COCO's mask
+    area) else the box's, category ids = labels."""
+    ids = [int(_as_array(g['image_id'], np.int64)[0]) if 'image_id' in g else i for i, g in enumerate(targets)]
+    if len(set(ids)) != len(ids): raise ValueError("Two targets share an image_id: give each image its own (or drop image_id).")
+    anns = []
+    for image_id, g in zip(ids, targets):
+        boxes = _as_array(g['boxes'], np.float64, (-1, 4))
+        crowd = _as_array(g.get('crowd', g.get('ignore', np.zeros(len(boxes)))), bool)
+        area = _as_array(g['area'], np.float64) if 'area' in g else (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        for b, label, c, a in zip(boxes.tolist(), _as_array(g['labels'], np.int64).tolist(), crowd.tolist(), area.tolist()):
+            anns.append(dict(id=len(anns) + 1, image_id=image_id, category_id=label, iscrowd=int(c), area=a,
+                             bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]]))   # ids from 1: COCOeval reads id 0 as 'unmatched'
+    return dict(images=[dict(id=i) for i in ids], annotations=anns,
+                categories=[dict(id=c, name=str(c)) for c in range(1, num_classes + 1)])
+
+def coco_results(predictions, image_ids) -> list[dict]:
+    "`predictions` as COCO's result list (image_id, category_id, bbox as x, y, w, h, score)."
+    out = []
+    for image_id, p in zip(image_ids, predictions):
+        boxes = _as_array(p['boxes'], np.float64, (-1, 4))
+        for b, s, label in zip(boxes.tolist(), _as_array(p['scores'], np.float64).tolist(), _as_array(p['labels'], np.int64).tolist()):
+            out.append(dict(image_id=image_id, category_id=label, bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]], score=s))
+    return out
+
+def _coco_ap(predictions, targets, num_classes, iou_thresholds, max_dets) -> dict:
+    import contextlib, io
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints its progress
+        gt = COCO(); gt.dataset = coco_ground_truth(targets, num_classes); gt.createIndex()
+        dets = coco_results(predictions, [im['id'] for im in gt.dataset['images']])
+        if dets: res = gt.loadRes(dets)
+        else: res = COCO(); res.dataset = dict(gt.dataset, annotations=[]); res.createIndex()   # loadRes refuses []
+        E = COCOeval(gt, res, 'bbox')
+        if len(iou_thresholds) != len(E.params.iouThrs) or not np.allclose(iou_thresholds, E.params.iouThrs):
+            E.params.iouThrs = np.asarray(iou_thresholds, dtype=np.float64)   # else COCO's own 0.50:0.05:0.95, bit for bit
+        E.params.maxDets = [1, 10, max_dets]
+        E.evaluate(); E.accumulate(); E.summarize()
+    out = {k: float(v * 100) if v >= 0 else float('nan') for k, v in zip(COCO_STATS, E.stats)}
+    precision = E.eval['precision']                    # [iou, recall, class, area, max_dets]; -1: no ground truth
+    for name, cols in (('per_class_AP', slice(None)), ('per_class_AP50', np.isclose(E.params.iouThrs, 0.5))):
+        p = precision[cols, :, :, 0, -1].reshape(-1, num_classes)
+        out[name] = [float(p[:, k][p[:, k] > -1].mean() * 100) if (p[:, k] > -1).any() else float('nan') for k in range(num_classes)]
+    return out
+
+def detection_ap(predictions: list[dict], targets: list[dict], num_classes: int, method: str = 'coco',
+                 iou_thresholds=IOU_THRESHOLDS, max_dets: int = 100) -> dict:
+    """AP (percent) of `predictions` against `targets`, one dict per image. `predictions[i]`: boxes (x1, y1, x2, y2),
+    scores, labels (1..num_classes); `targets[i]`: boxes, labels, optionally `ignore` (VOC difficult), `crowd`, `area`,
+    `image_id`. `method='coco'`: pycocotools' COCOeval (AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l, per-class AP);
+    `'voc07'` / `'area'`: the VOC devkit's rule (AP over `iou_thresholds`, AP50, AP75, per-class AP50)."""
+    if method not in AP_METHODS: raise ValueError(f"Unknown AP method {method!r}; choose one of {AP_METHODS}.")
+    _check(predictions, targets, num_classes)
+    if method == 'coco': return _coco_ap(predictions, targets, num_classes, iou_thresholds, max_dets)
+    return _voc_ap(predictions, targets, num_classes, method, iou_thresholds)
 
 # %% ../nbs/06_detection.ipynb
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'diningtable', 'dog',
