@@ -19,11 +19,11 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from .models import build_backbone
 
 # %% auto 0
-__all__ = ['DETECTRON2_ARCHS', 'IOU_THRESHOLDS', 'AP_METHODS', 'COCO_STATS', 'VOC_CLASSES', 'SHAPES', 'torchvision_to_detectron2',
-           'detectron2_to_torchvision', 'backbone_state_dict', 'export_detectron2', 'load_detectron2_pkl',
-           'interpolated_ap', 'coco_ground_truth', 'coco_results', 'detection_ap', 'VOCDetection', 'CocoDetection',
-           'write_synthetic_voc', 'build_detector', 'finetune', 'evaluate_detector', 'detectron2_available',
-           'register_res5_extra_norm', 'detectron2_train', 'main']
+__all__ = ['DETECTRON2_ARCHS', 'IOU_THRESHOLDS', 'AP_METHODS', 'COCO_STATS', 'VOC_CLASSES', 'SHAPES', 'DETECTRON2_MISSING',
+           'torchvision_to_detectron2', 'detectron2_to_torchvision', 'backbone_state_dict', 'export_detectron2',
+           'load_detectron2_pkl', 'interpolated_ap', 'coco_ground_truth', 'coco_results', 'detection_ap',
+           'VOCDetection', 'CocoDetection', 'write_synthetic_voc', 'build_detector', 'finetune', 'predict',
+           'evaluate_detector', 'detectron2_available', 'register_res5_extra_norm', 'detectron2_train', 'main']
 
 # %% ../nbs/06_detection.ipynb
 _TV = re.compile(r'^(?:conv1|bn1|layer([1-4])\.(\d+)\.(?:conv(\d)|bn(\d)|downsample\.([01])))\.(weight|bias|running_mean|running_var)$')
@@ -273,7 +273,7 @@ class VOCDetection(torch.utils.data.Dataset):
     def __getitem__(self, i): return _read_image(self.root / 'JPEGImages' / f'{self.ids[i]}.jpg'), self.targets[i]
 
 class CocoDetection(torch.utils.data.Dataset):
-    "A COCO-format annotation json over `image_dir` (boxes only)."
+    "A COCO-format annotation json over `image_dir` (boxes only; targets keep COCO's image_id, area and iscrowd for COCOeval)."
     def __init__(self, image_dir, annotation_file):
         self.image_dir, ann = Path(image_dir), Path(annotation_file)
         if not ann.is_file(): raise FileNotFoundError(f"Annotation file {str(ann)!r} does not exist (e.g. annotations/instances_val2017.json).")
@@ -295,7 +295,9 @@ class CocoDetection(torch.utils.data.Dataset):
             boxes = [[x, y, x + w, y + h] for x, y, w, h in (a['bbox'] for a in anns)]
             self.targets.append(dict(boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
                                      labels=torch.tensor([label[a['category_id']] for a in anns], dtype=torch.int64),
-                                     ignore=torch.tensor([bool(a.get('iscrowd', 0)) for a in anns], dtype=torch.bool)))
+                                     ignore=torch.tensor([bool(a.get('iscrowd', 0)) for a in anns], dtype=torch.bool),
+                                     area=torch.tensor([float(a.get('area', a['bbox'][2] * a['bbox'][3])) for a in anns], dtype=torch.float64),
+                                     image_id=im['id']))
             self.targets[-1]['crowd'] = self.targets[-1]['ignore']
 
     def __len__(self): return len(self.images)
@@ -304,8 +306,19 @@ class CocoDetection(torch.utils.data.Dataset):
 # %% ../nbs/06_detection.ipynb
 SHAPES = ('rectangle', 'ellipse')
 
-def write_synthetic_voc(root, n_train: int = 200, n_test: int = 50, size: int = 64, max_objects: int = 2, seed: int = 0) -> Path:
-    "Write a VOC-format dataset of `size`×`size` JPEGs with 1..max_objects filled rectangles/ellipses; splits 'trainval' and 'test'."
+def _voc_xml(image_id: str, size: int, objects) -> str:
+    "The devkit's annotation XML: folder, filename, source, size (with depth), segmented; per object name, pose, truncated, difficult, bndbox."
+    obj = ''.join(f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated><difficult>{int(hard)}</difficult>"
+                  f"<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+                  for name, hard, (x1, y1, x2, y2) in objects)
+    return (f"<annotation><folder>VOC2007</folder><filename>{image_id}.jpg</filename><source><database>triplet-ssl synthetic"
+            f"</database><annotation>write_synthetic_voc</annotation></source><size><width>{size}</width><height>{size}</height>"
+            f"<depth>3</depth></size><segmented>0</segmented>{obj}</annotation>")
+
+def write_synthetic_voc(root, n_train: int = 200, n_test: int = 50, size: int = 64, max_objects: int = 2, seed: int = 0,
+                        classes=SHAPES, difficult: float = 0.0) -> Path:
+    """Write a VOC-format dataset (splits 'trainval' and 'test') of `size`×`size` JPEGs with 1..max_objects filled shapes.
+    Class k of `classes` is drawn as SHAPES[k % 2]; a share `difficult` of the objects is marked difficult."""
     from PIL import Image, ImageDraw
     root, rng = Path(root), np.random.default_rng(seed)
     for sub in ('Annotations', 'JPEGImages', 'ImageSets/Main'): (root / sub).mkdir(parents=True, exist_ok=True)
@@ -317,14 +330,12 @@ def write_synthetic_voc(root, n_train: int = 200, n_test: int = 50, size: int = 
         for _ in range(rng.integers(1, max_objects + 1)):
             w, h = rng.integers(size // 5, size // 2, 2)
             x1, y1 = rng.integers(0, size - w), rng.integers(0, size - h)
-            shape, color = SHAPES[rng.integers(2)], tuple(int(c) for c in rng.integers(120, 256, 3))
-            (draw.rectangle if shape == 'rectangle' else draw.ellipse)([x1, y1, x1 + w - 1, y1 + h - 1], fill=color)
-            objects.append(f"<object><name>{shape}</name><difficult>0</difficult><bndbox><xmin>{x1 + 1}</xmin><ymin>{y1 + 1}</ymin>"
-                           f"<xmax>{x1 + w}</xmax><ymax>{y1 + h}</ymax></bndbox></object>")
+            c, color = int(rng.integers(len(classes))), tuple(int(v) for v in rng.integers(120, 256, 3))
+            (draw.rectangle if SHAPES[c % 2] == 'rectangle' else draw.ellipse)([x1, y1, x1 + w - 1, y1 + h - 1], fill=color)
+            hard = difficult > 0 and rng.random() < difficult   # no draw when 0: the same images as ever
+            objects.append((classes[c], hard, (x1 + 1, y1 + 1, x1 + w, y1 + h)))   # 1-based, inclusive
         img.save(root / 'JPEGImages' / f'{image_id}.jpg', quality=95)
-        (root / 'Annotations' / f'{image_id}.xml').write_text(
-            f"<annotation><filename>{image_id}.jpg</filename><size><width>{size}</width><height>{size}</height><depth>3</depth></size>"
-            + ''.join(objects) + "</annotation>")
+        (root / 'Annotations' / f'{image_id}.xml').write_text(_voc_xml(image_id, size, objects))
     for split, names in ids.items(): (root / 'ImageSets' / 'Main' / f'{split}.txt').write_text('\n'.join(names) + '\n')
     return root
 
@@ -410,18 +421,27 @@ def finetune(model: nn.Module, dataset, steps: int, lr: float = 0.02, batch_size
     return losses
 
 @torch.no_grad()
-def evaluate_detector(model: nn.Module, dataset, num_classes: int, method: str = 'coco', batch_size: int = 4,
-                      device='cpu', num_workers: int = 0) -> dict:
-    "COCO-style AP, AP50, AP75 (percent) of `model` on `dataset` (`method='voc07'` for VOC07 test)."
+def predict(model: nn.Module, dataset, batch_size: int = 4, device='cpu', num_workers: int = 0) -> tuple[list[dict], list[dict]]:
+    "`model`'s detections (boxes, scores, labels on the CPU) for every image of `dataset`, and the dataset's targets."
     device = torch.device(device); model.to(device).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=_collate, num_workers=num_workers)
     preds, targets = [], []
     for images, tg in loader:
         preds += [{k: v.cpu() for k, v in p.items()} for p in model([i.to(device) for i in images])]
         targets += list(tg)
-    return detection_ap(preds, targets, num_classes, method)
+    return preds, targets
+
+def evaluate_detector(model: nn.Module, dataset, num_classes: int, method: str = 'coco', batch_size: int = 4,
+                      device='cpu', num_workers: int = 0) -> dict:
+    "`detection_ap` of `model` on `dataset`: COCOeval's numbers, or with `method='voc07'` the VOC devkit's (VOC07 test)."
+    return detection_ap(*predict(model, dataset, batch_size, device, num_workers), num_classes, method)
 
 # %% ../nbs/06_detection.ipynb
+DETECTRON2_MISSING = ("detectron2 is not installed: `make detectron2` installs it (from a wheel folder with D2_WHEELS=DIR, else "
+                      "from its source: pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git', which "
+                      "needs gcc, and a CUDA toolkit matching torch.version.cuda for GPU kernels); or use the torchvision path "
+                      "(build_detector, finetune).")
+
 def detectron2_available() -> bool:
     "Whether `import detectron2` works."
     try: import detectron2  # noqa: F401
@@ -430,9 +450,7 @@ def detectron2_available() -> bool:
 
 def _require_detectron2():
     if not detectron2_available():
-        raise ImportError("detectron2 is not installed. On a machine with a CUDA GPU: "
-                          "pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git' (needs torch, a CUDA toolkit "
-                          "matching torch.version.cuda, and gcc); or use the torchvision path (build_detector, finetune).")
+        raise ImportError(DETECTRON2_MISSING)
 
 def register_res5_extra_norm():
     "Register detectron2's RoI head 'Res5ROIHeadsExtraNorm': Res5ROIHeads + a MODEL.RESNETS.NORM layer after res5."
