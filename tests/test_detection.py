@@ -322,3 +322,44 @@ def test_detectron2_train_cli_end_to_end(tmp_path):
         if k.endswith(('weight', 'bias')):   # trained 3 steps at lr 1e-3: within a few % of the export (running stats move with BN)
             drift = (final[where(k)] - torch.as_tensor(v)).abs().max() / torch.as_tensor(v).std().clamp_min(1e-3)
             assert drift < 0.5, (k, float(drift))
+
+
+def _synthetic_voc2007(tmp_path):
+    from triplet_ssl.detection import VOC_CLASSES, VOCDetection, write_synthetic_voc
+    root = write_synthetic_voc(tmp_path / 'VOCdevkit' / 'VOC2007', n_train=6, n_test=6, max_objects=3, classes=VOC_CLASSES, difficult=0.3, seed=5)
+    return root, VOCDetection(root, 'test')
+
+
+def test_synthetic_voc_is_read_by_torchvision(tmp_path):
+    "torchvision's VOCDetection reads write_synthetic_voc's folder and finds the objects our reader finds, with every devkit field."
+    import torchvision
+    from triplet_ssl.detection import VOC_CLASSES
+    root, ours = _synthetic_voc2007(tmp_path)
+    tv = torchvision.datasets.VOCDetection(str(tmp_path), year='2007', image_set='test', download=False)
+    assert len(tv) == len(ours) == 6
+    for k in range(len(tv)):
+        image, ann = tv[k]
+        assert image.size == (64, 64) and ann['annotation']['size'] == dict(width='64', height='64', depth='3')
+        objs = ann['annotation']['object']
+        assert all({'name', 'pose', 'truncated', 'difficult', 'bndbox'} <= set(o) for o in objs)
+        boxes = [[float(o['bndbox'][c]) - (1 if c in ('xmin', 'ymin') else 0) for c in ('xmin', 'ymin', 'xmax', 'ymax')] for o in objs]
+        assert boxes == ours.targets[k]['boxes'].tolist()
+        assert [VOC_CLASSES.index(o['name']) + 1 for o in objs] == ours.targets[k]['labels'].tolist()
+        assert [o['difficult'] == '1' for o in objs] == ours.targets[k]['ignore'].tolist()
+
+
+def test_synthetic_voc_is_read_by_detectron2(tmp_path):
+    "detectron2's VOC loader and its evaluator's annotation parser (which needs pose and truncated) read the same objects."
+    _skip_without_detectron2()
+    from detectron2.data.datasets.pascal_voc import load_voc_instances
+    from detectron2.evaluation.pascal_voc_evaluation import parse_rec
+    from triplet_ssl.detection import VOC_CLASSES
+    root, ours = _synthetic_voc2007(tmp_path)
+    dicts = load_voc_instances(str(root), 'test', VOC_CLASSES)
+    assert [d['image_id'] for d in dicts] == ours.ids
+    for d, t, image_id in zip(dicts, ours.targets, ours.ids):
+        assert (d['height'], d['width']) == (64, 64)
+        assert [a['bbox'] for a in d['annotations']] == t['boxes'].tolist()
+        assert [a['category_id'] + 1 for a in d['annotations']] == t['labels'].tolist()
+        rec = parse_rec(str(root / 'Annotations' / f'{image_id}.xml'))
+        assert [bool(o['difficult']) for o in rec] == t['ignore'].tolist() and all(o['pose'] == 'Unspecified' and o['truncated'] == 0 for o in rec)
