@@ -221,7 +221,7 @@ def _skip_without_detectron2():
 
 def _detectron2_voc07(root, split, classes, preds, name):
     "detectron2's PascalVOCDetectionEvaluator (VOC2007 metric) on `preds` (one dict per image of the split, our labels 1..C)."
-    from detectron2.data import MetadataCatalog
+    from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data.datasets import register_pascal_voc
     from detectron2.evaluation import PascalVOCDetectionEvaluator
     from detectron2.structures import Boxes, Instances
@@ -233,7 +233,7 @@ def _detectron2_voc07(root, split, classes, preds, name):
                          scores=torch.as_tensor(p['scores'], dtype=torch.float32), pred_classes=torch.as_tensor(p['labels']) - 1)
         ev.process([dict(image_id=image_id)], [dict(instances=inst)])
     out = ev.evaluate()['bbox']
-    MetadataCatalog.remove(name)
+    DatasetCatalog.remove(name); MetadataCatalog.remove(name)
     return out
 
 
@@ -279,7 +279,7 @@ D2_CPU_SMOKE = [   # the paper's VOC config, shrunk to a CPU smoke run: BN (Sync
     'MODEL.RPN.PRE_NMS_TOPK_TRAIN', '200', 'MODEL.RPN.POST_NMS_TOPK_TRAIN', '32', 'MODEL.RPN.PRE_NMS_TOPK_TEST', '100',
     'MODEL.RPN.POST_NMS_TOPK_TEST', '16', 'MODEL.RPN.BATCH_SIZE_PER_IMAGE', '32', 'MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE', '16',
     'MODEL.ROI_HEADS.SCORE_THRESH_TEST', '0.0', 'TEST.DETECTIONS_PER_IMAGE', '20',
-    'SOLVER.IMS_PER_BATCH', '2', 'SOLVER.BASE_LR', '0.001', 'SOLVER.WARMUP_ITERS', '1', 'SOLVER.STEPS', '(2,)', 'SOLVER.MAX_ITER', '3',
+    'SOLVER.IMS_PER_BATCH', '2', 'SOLVER.BASE_LR', '0.0001', 'SEED', '0', 'SOLVER.WARMUP_ITERS', '1', 'SOLVER.STEPS', '(2,)', 'SOLVER.MAX_ITER', '3',
     'SOLVER.CHECKPOINT_PERIOD', '100000', 'DATALOADER.NUM_WORKERS', '0']
 
 
@@ -318,10 +318,12 @@ def test_detectron2_train_cli_end_to_end(tmp_path):
     where = lambda k: ('roi_heads.' if k.startswith('res5') else 'backbone.') + k
     ours = {k for k in final if (k.startswith('backbone.') or k.startswith('roi_heads.res5.')) and not k.endswith('num_batches_tracked')}
     assert ours - {where(k) for k in exported} == {f'roi_heads.res5.norm.{a}' for a in ('weight', 'bias', 'running_mean', 'running_var')}
-    for k, v in exported.items():
-        if k.endswith(('weight', 'bias')):   # trained 3 steps at lr 1e-3: within a few % of the export (running stats move with BN)
-            drift = (final[where(k)] - torch.as_tensor(v)).abs().max() / torch.as_tensor(v).std().clamp_min(1e-3)
-            assert drift < 0.5, (k, float(drift))
+    # 3 steps at lr 1e-4 moved the weights by at most 0.8% of their norm (measured); one left at detectron2's initialisation would be off by
+    # ~1.4 (a conv: another random draw), 0.28 (a BN weight: 1 instead of U(0.5, 1.5)) or 1.0 (a BN bias: 0 instead of U(-0.1, 0.1)).
+    # Running statistics are left out: training BN moves them by design.
+    drift = {k: float((final[where(k)] - torch.as_tensor(v)).norm() / torch.as_tensor(v).norm()) for k, v in exported.items() if k.endswith(('weight', 'bias'))}
+    print(f"largest relative drift from the export: {max(drift.values()):.2e} ({max(drift, key=drift.get)})")
+    assert max(drift.values()) < 0.1, max(drift.items(), key=lambda kv: kv[1])
 
 
 def _synthetic_voc2007(tmp_path):
