@@ -75,3 +75,12 @@ lab: setup
 
 clean:
 	rm -rf runs build dist *.egg-info _build _docs
+
+# detectron2, optional: the paper's detection protocol (`python -m triplet_ssl.detection train ...`). From a folder
+# of wheels (D2_WHEELS=DIR, e.g. the CPU build in ../shared/wheels), else built from its source as its install
+# guide says (needs gcc; on a GPU machine a CUDA toolkit matching torch.version.cuda, and CONSTRAINTS= for torch).
+.PHONY: detectron2
+D2_WHEELS ?=
+detectron2: setup
+	$(if $(D2_WHEELS),$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) $(D2_WHEELS)/detectron2-*.whl,$(PY) -m pip install -q --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git')
+	$(PY) -c "import detectron2; print('detectron2', detectron2.__version__, 'from', detectron2.__file__)"

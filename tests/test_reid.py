@@ -16,7 +16,9 @@ def test_metrics_hand_computed_with_junk_and_distractors():
     for r, (j, s) in enumerate([(0, 0.95), (0, 0.9), (0, 0.8), (0, 0.7), (0, 0.6), (1, 0.99)]): gf[r, j], gf[r, 3] = s, np.sqrt(1 - s * s)
     r = reid_metrics(qf, [1, 2], [2, 2], gf, [1, 0, 1, 5, 1, 2], [2, 1, 1, 1, 3, 1], block_size=4, query_chunk=1)
     assert (r['rank1'], r['rank5']) == (50.0, 100.0)
-    assert abs(r['mAP'] - 100 * (0.5 * (1 / 2 + 2 / 4) + 1) / 2) < 1e-9
+    assert abs(r['mAP_standard'] - 100 * (0.5 * (1 / 2 + 2 / 4) + 1) / 2) < 1e-9
+    # the seed's trapezoid: goods at 0-based rows 1 and 3 -> ((0/1 + 1/2) / 2 + (1/3 + 2/4) / 2) / 2 = 1/3; query 2: 1
+    assert abs(r['mAP'] - 100 * (1 / 3 + 1) / 2) < 1e-9 and r['mAP'] == r['mAP_trapezoid'] and r['ap'] == 'trapezoid'
 
 
 def test_sysu30k_layout_end_to_end(tmp_path):
