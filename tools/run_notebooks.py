@@ -10,13 +10,14 @@ Cells run exactly as `nbdev_test` runs them: cells flagged with a `tst_flags` fl
 slow cell keeps the output of its last real run). Each notebook runs in its own fresh Jupyter kernel (nbclient),
 from `nbs/`, as in JupyterLab or papermill: figures come out through the inline backend as PNG. Outputs are kept
 small and stable: `TQDM_DISABLE=1` in the kernel (no progress bars), no execution counts and no timing metadata
-(as `nbdev_clean` leaves them), object ids removed from reprs (`nbdev_clean`'s `clean_ids`).
+(as `nbdev_clean` leaves them), object ids removed from reprs (`nbdev_clean`'s `clean_ids`), temporary folder
+names in text outputs replaced by `<tmpdir>` (and the kernel's cell file names by `<cell>`).
 
 A code cell whose printed numbers legitimately change from run to run (timings, benchmarks) carries the directive
 `#| varies`; `--check` skips it.
 """
 from __future__ import annotations
-import argparse, copy, math, os, re, sys, time, warnings
+import argparse, copy, math, os, re, sys, tempfile, time, warnings
 from pathlib import Path
 
 import nbformat
@@ -66,6 +67,17 @@ def skipped_cells(path: Path, flags: set[str] = frozenset()) -> list[bool]:
     return out
 
 
+_TMP = re.escape(tempfile.gettempdir().rstrip('/'))
+_SCRUB = [(re.compile(_TMP + r'/ipykernel_\d+/\d+\.py'), '<cell>'),   # where a warning in a cell came from
+          (re.compile(_TMP + r'/tmp[\w-]+'), '<tmpdir>')]               # tempfile.TemporaryDirectory() names
+
+
+def _scrub(text: str) -> str:
+    "Text output without the names that change every run (temporary folders, the kernel's cell file names)."
+    for pattern, name in _SCRUB: text = pattern.sub(name, text)
+    return text
+
+
 def _clean(nb):
     "What `nbdev_clean` would do to the executed notebook (no execution counts, object ids out of reprs, metadata)."
     from nbdev.clean import clean_nb
@@ -74,9 +86,10 @@ def _clean(nb):
     clean_nb(nb, False, cfg.get('allowed_metadata_keys', '').split(), cfg.get('allowed_cell_metadata_keys', '').split(),
              cfg.get('clean_ids', True))
     nb.metadata = metadata   # the notebook's own metadata stays as committed (kernelspec, language_info)
-    for cell in nb.cells:   # nbclient's output dicts are NotebookNodes; nbformat wants plain strings or lists
+    for cell in nb.cells:
         for o in cell.get('outputs', []):
-            if o.get('output_type') == 'stream' and isinstance(o.get('text'), list): o['text'] = ''.join(o['text'])
+            if o.get('output_type') == 'stream': o['text'] = _scrub(''.join(o['text']))
+            elif 'text/plain' in o.get('data', {}): o['data']['text/plain'] = _scrub(''.join(o['data']['text/plain']))
     return nb
 
 
