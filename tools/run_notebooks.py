@@ -13,6 +13,11 @@ small and stable: `TQDM_DISABLE=1` in the kernel (no progress bars), no executio
 (as `nbdev_clean` leaves them), object ids removed from reprs (`nbdev_clean`'s `clean_ids`), temporary folder
 names in text outputs replaced by `<tmpdir>` (and the kernel's cell file names by `<cell>`).
 
+Why nbclient and not execnb (which `nbdev_test` uses): a real kernel per notebook, so the stored outputs are the ones a
+JupyterLab or papermill user gets (inline backend, rich displays), nothing leaks from one notebook to the next, and a
+cell that prints nothing any more loses its old output (execnb's `CaptureShell.cell` keeps it; it also renders figures
+at retina size, twice the bytes). execnb-style skipping is kept by reading the directives with nbdev's own parser.
+
 A code cell whose printed numbers legitimately change from run to run (timings, benchmarks) carries the directive
 `#| varies`; `--check` skips it.
 """
@@ -30,7 +35,7 @@ NBS = REPO / 'nbs'
 KERNEL_SETUP = """\
 %config InlineBackend.figure_formats = ['png']
 """
-VARIES = 'varies'
+VARIES = re.compile(r'\s*#\s*\|\s*varies\b')   # the `#| varies` directive
 
 
 def library_notebooks() -> list[Path]:
@@ -45,7 +50,8 @@ def _directives(path: Path) -> list[dict]:
     with warnings.catch_warnings():   # nbdev warns about markdown it cannot read as YAML front matter
         warnings.simplefilter('ignore')
         nb = NBProcessor(path, procs=FrontmatterProc, process=True).nb
-    return [getattr(c, 'directives_', None) or {} for c in nb.cells]
+    skip_all = str(getattr(nb, 'frontmatter_', {}).get('skip_exec', '')).lower() in ('true', '1', 'yes')
+    return [{'eval:': ['false']} if skip_all else getattr(c, 'directives_', None) or {} for c in nb.cells]
 
 
 def test_flags() -> set[str]:
@@ -140,7 +146,7 @@ def numbers(cell) -> list[tuple[float, float]]:
 
 def varies(cell) -> bool:
     "Does the cell carry the `#| varies` directive (its printed numbers change from run to run)?"
-    return any(re.match(r'\s*#\s*\|\s*varies\b', l) for l in cell.source.splitlines())
+    return any(VARIES.match(l) for l in cell.source.splitlines())
 
 
 def _kinds(cell) -> list[str]:
