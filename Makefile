@@ -64,6 +64,14 @@ export: setup
 readme: setup
 	$(VENV)/bin/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir . --output README
 
+# Execute the library notebooks in place, keeping their outputs (skipping nbdev's `slow` and `eval: false` cells,
+# which keep what they had), then regenerate README.md from the executed index. NB=nbs/00_losses.ipynb for some only.
+NB ?=
+.PHONY: notebooks
+notebooks: setup data
+	$(PY) tools/run_notebooks.py $(NB)
+	$(MAKE) --no-print-directory readme
+
 # The documentation site in _docs/ (Sphinx + MyST-NB, from the notebooks as committed; math renders offline).
 # With Quarto installed, nbdev's own site still builds with `nbdev_docs`.
 docs: setup
