@@ -24,7 +24,7 @@ def bad_inputs(tmp: Path) -> dict:
     raw = (fm / 'train-images-idx3-ubyte.gz').read_bytes(); (fm / 'train-images-idx3-ubyte.gz').write_bytes(raw[:len(raw) // 2])
     torch.save({'model': {}, 'evil': torch.nn.Linear(1, 1)}, tmp / 'pickled.pt')
     (tmp / 'empty.pt').write_bytes(b'')
-    out = f'out_dir={tmp / "run"}'
+    out = f'out_dir={tmp / "run"}'   # runs that get as far as the run folder each have their own (two at once would meet its lock)
     return {
         'lr not a number': (['lr=abc', out], ["lr='abc' is not a number", 'lr=0.1']),
         'negative lr': (['lr=-1', out], ['lr must be a finite number >= 0, got -1.0']),
@@ -36,10 +36,10 @@ def bad_inputs(tmp: Path) -> dict:
         'misspelt key': (['depity=median', out], ["Unknown parameter(s) ['depity']", 'did you mean deputy?']),
         'YAML syntax error': ([str(tmp / 'broken.yaml'), out], ['broken.yaml, line', 'not valid YAML', "'batch_size: [64'"]),
         'out_dir is a file': ([f'out_dir={tmp / "a_file"}'], ['is a file, not a folder', 'choose a folder path']),
-        'truncated download': ([f'data_dir={fm}', out], ['train-images-idx3-ubyte.gz is truncated or not a valid gzip file']),
-        'pickled objects': ([f'resume={tmp / "pickled.pt"}', 'train_size=512', 'knn_bank_size=100', 'knn_test_size=100', out],
+        'truncated download': ([f'data_dir={fm}', out + '_data'], ['train-images-idx3-ubyte.gz is truncated or not a valid gzip file']),
+        'pickled objects': ([f'resume={tmp / "pickled.pt"}', 'train_size=512', 'knn_bank_size=100', 'knn_test_size=100', out + '_pickled'],
                             ['pickled.pt holds Python objects other than tensors; refusing to unpickle it']),
-        'empty init checkpoint': ([f'init_checkpoint={tmp / "empty.pt"}', 'train_size=512', 'knn_bank_size=100', 'knn_test_size=100', out],
+        'empty init checkpoint': ([f'init_checkpoint={tmp / "empty.pt"}', 'train_size=512', 'knn_bank_size=100', 'knn_test_size=100', out + '_empty'],
                                   ['empty.pt is empty (0 bytes)']),
     }
 

@@ -43,7 +43,7 @@ CONFIG_GROUPS = {   # the README's parameter table: `triplet_ssl.train.Config`'s
     'speed': ['multires', 'online_sizes', 'target_sizes', 'precision', 'channels_last', 'device_augment', 'compile',
               'num_workers', 'device'],
     'evaluation': ['knn_k', 'knn_t', 'knn_bank_size', 'knn_test_size', 'knn_every', 'online_linear', 'online_linear_lr'],
-    'run folder': ['out_dir', 'seed', 'log_every', 'checkpoint_every', 'keep_last', 'resume', 'init_checkpoint'],
+    'run folder': ['out_dir', 'seed', 'log_every', 'checkpoint_every', 'keep_last', 'resume', 'overwrite', 'init_checkpoint'],
 }
 
 def show_value(v) -> str:

@@ -49,8 +49,8 @@ class EvalConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     warmup_epochs: float = 5
-    knn_k: int = 200                # protocol='knn': neighbours and temperature (as the training logs' kNN)
-    knn_t: float = 0.1
+    knn_k: int = 200                # protocol='knn': neighbours voting (as the training logs' kNN)
+    knn_t: float = 0.1              # protocol='knn': temperature of the vote weights exp(similarity / t)
     crop_scale: tuple | None = None  # RandomResizedCrop scale; None: (0.08, 1) from 64 px up, (0.5, 1) below
     num_workers: int = 2
     device: str = 'auto'
