@@ -11,7 +11,7 @@ DEMO_PARAMS ?=
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup data chromium demo test export readme docs lab clean
+.PHONY: setup data chromium demo test test-fast export readme docs lab clean
 
 # Virtual env with the package (editable) and the dev tools; redone when the requirements change.
 $(VENV)/.installed: settings.ini setup.py $(CONSTRAINTS)
@@ -56,6 +56,10 @@ demo: setup data
 # Export in sync, every library notebook's tests (nbdev_test), and the pytest suite, in one pytest run.
 test: setup data chromium
 	$(PY) -m pytest tests -v -p no:cacheprovider
+
+# The fast tier for iterating (about 3 minutes): no whole runs, no multi-process tests. CI runs `make test`.
+test-fast: setup data
+	$(PY) -m pytest tests -q -p no:cacheprovider -m 'not slow'
 
 export: setup
 	$(VENV)/bin/nbdev_export

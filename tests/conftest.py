@@ -12,3 +12,21 @@ def pytest_unconfigure(config):
     line = f"{count('passed')} passed, {failed} failed"
     if reporter.stats.get('skipped'): line += f", {len(reporter.stats['skipped'])} skipped"
     reporter.write_line(line)
+
+
+# The fast tier (`make test-fast`, about the parts a change to one notebook needs): everything but the tests that
+# start many processes or whole runs. `make test` (CI) runs every test.
+SLOW_MODULES = {'test_faults', 'test_config_errors', 'test_packaging', 'test_docs', 'test_lab', 'test_experiments',
+                'test_ddp_train', 'test_ddp_loss', 'test_distributed_eval', 'test_gpu_check', 'test_detection'}
+SLOW_NOTEBOOKS = ('02_models', '02c_distributed', '03_train', '04_evaluate', '04a_linear', '06_detection', '07_reid')
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', "slow: whole runs or several processes; left out by `make test-fast` (-m 'not slow')")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit('.', 1)[-1] if item.module else ''
+        if module in SLOW_MODULES or (module == 'test_notebooks' and any(nb in item.name for nb in SLOW_NOTEBOOKS)):
+            item.add_marker(pytest.mark.slow)
