@@ -4,7 +4,7 @@
 
 # %% ../nbs/02b_runs.ipynb 3
 from __future__ import annotations
-import errno, hashlib, io, json, os, pickle, platform, random, re, shutil, socket, subprocess, sys, time, warnings
+import contextlib, errno, hashlib, io, json, os, pickle, platform, random, re, shutil, socket, subprocess, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -78,7 +78,7 @@ def save_checkpoint(path, run_id: str | None = None, **state):
     write_atomic(path.parent / MANIFEST, json.dumps(manifest, indent=1).encode())
     try: write_atomic(path, data)
     except BaseException:
-        with __import__('contextlib').suppress(Exception): write_atomic(path.parent / MANIFEST, json.dumps(before, indent=1).encode())
+        with contextlib.suppress(Exception): write_atomic(path.parent / MANIFEST, json.dumps(before, indent=1).encode())
         raise
 
 def checkpoint_path(out_dir, step: int) -> Path: return Path(out_dir) / f'checkpoint-{step:08d}.pt'

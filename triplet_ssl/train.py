@@ -20,11 +20,11 @@ from .data import (Augmented, ResumableSampler, TwoViews, dataset_info, eval_tra
 import torch.nn.functional as F
 from .models import ARCHS, METHODS, SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_schedule
 from .optim import build_optimizer, lr_at
-from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, check_run_folder, checkpoint_path,
+from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, _first_line, check_run_folder, checkpoint_path,
                               latest_checkpoint, load_checkpoint, prune_checkpoints, provenance, read_metrics, rng_state,
                               save_checkpoint, seed_everything, set_rng_state)
 from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
-from .evaluate import extract_features, knn_evaluate, knn_top1
+from .evaluate import knn_evaluate
 
 # %% auto 0
 __all__ = ['CHOICES', 'LAUNCH_KEYS', 'Config', 'config_fields', 'config_dict', 'load_config', 'multires_sizes', 'autocast_dtype',
@@ -173,12 +173,10 @@ def config_dict(cfg: Config) -> dict:
 def _yaml_error(e: yaml.YAMLError, where: str, text: str) -> str:
     "A YAML syntax error as one line: where, the line it is on, what is wrong."
     mark = getattr(e, 'problem_mark', None)
-    problem = getattr(e, 'problem', None) or _first_line_of(e)
+    problem = getattr(e, 'problem', None) or _first_line(e)
     if mark is None: return f"{where}: not valid YAML ({problem})."
     line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ''
     return f"{where}, line {mark.line + 1}: not valid YAML ({problem}) in {line.strip()!r}."
-
-def _first_line_of(e) -> str: return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 def load_config(path=None, overrides=(), **kwargs) -> Config:
     "A `Config` from a YAML file, then `key=value` strings (values parsed as YAML), then keyword arguments."
