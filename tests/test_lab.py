@@ -55,7 +55,7 @@ def api(base, token, path, method='GET', body=None):
 def test_lab_lists_the_notebooks(lab):
     base, token, _ = lab
     names = {c['name'] for c in api(base, token, 'contents')['content']}
-    assert {'00_losses.ipynb', '03_train.ipynb', 'index.ipynb', 'experiments'} <= names, names
+    assert {'00_losses.ipynb', '11_train.ipynb', 'index.ipynb', 'experiments'} <= names, names
     with pytest.raises(urllib.error.HTTPError) as e: api(base, 'wrong' + token, 'contents')
     assert e.value.code == 403   # the token is required
 

@@ -327,7 +327,7 @@ def _in_memory(load):
 
 def open_sysu30k(root, split: str = 'pretrain', bad_images: str = 'fail'):
     "SYSU-30k's training bags (`root`/sysu_train_set_all/<BAG>/<image>, or the released train.txt list); the same images for every split."
-    from triplet_ssl.reid import Sysu30kTrain   # 07_reid: the re-ID layout and its test protocol live there
+    from triplet_ssl.reid import Sysu30kTrain   # 19_reid: the re-ID layout and its test protocol live there
     if root is None: raise FileNotFoundError("dataset='sysu30k' needs data_dir: the folder holding sysu_train_set_all/ (and optionally train.txt).")
     lst = Path(root) / 'train.txt'
     return Sysu30kTrain(root, list_file=lst if lst.is_file() else None, bad_images=bad_images)
@@ -340,7 +340,7 @@ DATASETS = {
     'stl10': DatasetSpec(lambda root, split, bad_images='fail': ImageDataset(*load_stl10(root, split)), 96, 3, (0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713), 10),
     'imagenet': DatasetSpec(open_imagenet, 224, 3, IMAGENET_MEAN, IMAGENET_STD, 1000),
     'image_folder': DatasetSpec(open_image_folder, 224, 3, IMAGENET_MEAN, IMAGENET_STD, None),
-    # kNN on bag labels during SSL fine-tuning is a sanity check only; re-ID is evaluated by 07_reid
+    # kNN on bag labels during SSL fine-tuning is a sanity check only; re-ID is evaluated by 19_reid
     'sysu30k': DatasetSpec(open_sysu30k, 224, 3, IMAGENET_MEAN, IMAGENET_STD, None),
 }
 
