@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader
 from .distributed import all_gather_uneven, all_reduce_sum, gather_shards, shard, world_size
 
 # %% auto 0
-__all__ = ['tensor_batches', 'extract_features', 'knn_predict', 'knn_top1', 'sharded_features', 'knn_evaluate', 'learning_curves',
-           'efficiency_table', 'plot_learning_efficiency']
+__all__ = ['tensor_batches', 'extract_features', 'knn_predict', 'knn_top1', 'sharded_features', 'knn_evaluate',
+           'OnlineLinearProbe', 'learning_curves', 'efficiency_table', 'plot_learning_efficiency']
 
 # %% ../nbs/10_evaluate.ipynb
 def tensor_batches(images: torch.Tensor, transform=None, batch_size: int = 512):
@@ -105,6 +105,31 @@ def _knn_worker(bank_set, test_set, num_classes: int, k: int) -> dict:
     res = knn_evaluate(build_backbone('narrow_resnet', 1), bank_set, test_set, num_classes, k, batch_size=64, return_queries=True)
     if world > 1: torch.distributed.destroy_process_group()
     return res
+
+# %% ../nbs/10_evaluate.ipynb
+class OnlineLinearProbe:
+    """A linear classifier on the stop-gradient (detached, L2-normalised) online features of view 1 of each pretraining
+    batch, trained with its own SGD on the batch labels while the network pretrains: it never changes the network."""
+    def __init__(self, backbone: nn.Module, num_classes: int, lr: float, device):
+        with torch.random.fork_rng(devices=[]): self.fc = nn.Linear(backbone.feature_dim, num_classes).to(device)   # leaves the run's random stream alone
+        self.opt = torch.optim.SGD(self.fc.parameters(), lr=lr, momentum=0.9)
+        self.features, self.correct, self.seen = [], 0, 0
+        backbone.register_forward_hook(lambda m, i, out: self.features.append(out) if m.training else None)
+    def learn(self, labels):
+        "One backward pass on the first online features seen since the last call (accumulates gradients)."
+        f, self.features = self.features[0], []
+        logits = self.fc(F.normalize(f.detach().float(), dim=1))
+        labels = labels.to(logits.device)
+        F.cross_entropy(logits, labels).backward()
+        self.correct += (logits.argmax(1) == labels).sum().item(); self.seen += len(labels)
+    def step(self): self.opt.step(); self.opt.zero_grad(set_to_none=True)
+    def train_top1(self) -> float | None:
+        "Top-1 (%) on the augmented pretraining batches since the last call."
+        acc = 100.0 * self.correct / self.seen if self.seen else None
+        self.correct, self.seen = 0, 0
+        return acc
+    def state_dict(self): return dict(fc=self.fc.state_dict(), opt=self.opt.state_dict())
+    def load_state_dict(self, sd): self.fc.load_state_dict(sd['fc']); self.opt.load_state_dict(sd['opt'])
 
 # %% ../nbs/10_evaluate.ipynb
 import json, math

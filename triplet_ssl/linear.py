@@ -18,6 +18,7 @@ from torchvision.transforms import v2
 from .data import Augmented, ResumableSampler, dataset_info, eval_transform, open_dataset, subset_dataset
 from .distributed import all_reduce_sum, convert_sync_batchnorm, init_distributed, shard
 from .evaluate import extract_features, knn_evaluate, sharded_features
+from .config import coerce_fields, read_params
 from .interop import load_backbone
 from .optim import lr_at
 
@@ -58,7 +59,7 @@ class EvalConfig:
     out_dir: str | None = None      # None: <checkpoint folder>/eval_<protocol>[_<pct>pct]
 
     def __post_init__(self):
-        if isinstance(self.crop_scale, list): self.crop_scale = tuple(self.crop_scale)
+        coerce_fields(self)   # each value as its declared type, or the key, the value and the fix
         if self.protocol not in PROTOCOLS: raise ValueError(f"Unknown protocol {self.protocol!r}; choose one of {list(PROTOCOLS)}.")
         dataset_info(self.dataset)
         if self.label_fraction is not None and not 0 < self.label_fraction <= 1:
@@ -67,19 +68,8 @@ class EvalConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1: raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
 
 def load_eval_config(path=None, overrides=(), **kwargs) -> EvalConfig:
-    "An `EvalConfig` from a YAML file, then `key=value` strings (parsed as YAML), then keyword arguments."
-    params = {}
-    if path is not None:
-        if not Path(path).is_file(): raise FileNotFoundError(f"Config file {str(path)!r} does not exist.")
-        params = yaml.safe_load(Path(path).read_text()) or {}
-    for item in overrides:
-        if '=' not in item: raise ValueError(f"Override {item!r} is not of the form key=value (e.g. epochs=10).")
-        k, v = item.split('=', 1); params[k.strip()] = yaml.safe_load(v)
-    params.update(kwargs)
-    fields = [f.name for f in dataclasses.fields(EvalConfig)]
-    unknown = sorted(set(params) - set(fields))
-    if unknown: raise ValueError(f"Unknown parameter(s) {unknown}; valid parameters are {fields}.")
-    return EvalConfig(**params)
+    "An `EvalConfig` from a YAML file, then `key=value` strings (parsed as YAML), then keyword arguments (read as `08_config` reads `Config`)."
+    return EvalConfig(**read_params(EvalConfig, path, overrides, **kwargs))
 
 # %% ../nbs/12_linear.ipynb
 def class_balanced_subset(labels: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_runs.ipynb 3
 from __future__ import annotations
-import contextlib, errno, hashlib, io, json, os, pickle, platform, random, re, shutil, socket, subprocess, sys, time, warnings
+import contextlib, errno, hashlib, io, json, os, pickle, platform, random, re, shutil, signal, socket, subprocess, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,7 +13,8 @@ import torch
 __all__ = ['MANIFEST', 'RESUME_KEYS', 'RUN_FILES', 'CheckpointError', 'RunError', 'write_atomic', 'read_manifest',
            'save_checkpoint', 'checkpoint_path', 'list_checkpoints', 'read_checkpoint', 'load_checkpoint',
            'latest_checkpoint', 'prune_checkpoints', 'RunLock', 'check_run_folder', 'seed_everything', 'rng_state',
-           'set_rng_state', 'MetricsLog', 'read_metrics', 'provenance']
+           'set_rng_state', 'MetricsLog', 'read_metrics', 'provenance', 'StopRequest', 'loader_worker_init',
+           'nonfinite_tensor']
 
 # %% ../nbs/06_runs.ipynb
 class CheckpointError(ValueError):
@@ -276,3 +277,28 @@ def provenance(seed: int) -> dict:
                       torch_threads=torch.get_num_threads(),
                       gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]),
         seed=seed)
+
+# %% ../nbs/06_runs.ipynb
+class StopRequest:
+    "Turns SIGTERM / SIGINT into a flag the trainer checks between steps (main thread only; previous handlers restored)."
+    def __init__(self): self.signal, self._old = None, {}
+    def __enter__(self):
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGTERM, signal.SIGINT): self._old[s] = signal.signal(s, self._handle)
+        return self
+    def _handle(self, signum, frame): self.signal = signal.Signals(signum).name
+    def __exit__(self, *exc):
+        for s, h in self._old.items(): signal.signal(s, h)
+
+def loader_worker_init(worker_id):
+    """Data-loader workers leave SIGTERM / SIGINT to the main process: SLURM's pre-emption, `scancel` and Ctrl-C signal the
+    whole process group, and a worker that died first would make the main process fail instead of checkpointing."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.signal(signal.SIGINT, signal.SIG_IGN)
+    np.random.seed(torch.initial_seed() % 2**32)
+
+def nonfinite_tensor(model: torch.nn.Module) -> str | None:
+    "The name of the first parameter or buffer holding a NaN or an infinity, or None (one device sync)."
+    tensors = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+    finite = torch.stack([torch.isfinite(v).all() for v in tensors.values()])
+    return None if bool(finite.all()) else next(k for k, ok in zip(tensors, finite.tolist()) if not ok)

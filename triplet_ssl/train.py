@@ -4,203 +4,31 @@
 
 # %% ../nbs/11_train.ipynb 3
 from __future__ import annotations
-import ast, contextlib, dataclasses, difflib, errno, json, math, os, re, signal, sys, time, uuid, warnings
-from dataclasses import dataclass, asdict
+import contextlib, errno, json, math, os, sys, time, uuid, warnings
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 import yaml
+from fastcore.basics import patch   # a class's methods in their own cells, as nbdev writes them
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm   # text bars: the same in a terminal, JupyterLab and papermill logs
-from .losses import deputy_band
 from .data import (Augmented, ResumableSampler, TwoViews, dataset_info, eval_transform, open_dataset,
                               ssl_augmentation, subset_dataset, crop_flip, device_augmentation)
-import torch.nn.functional as F
-from .models import ARCHS, METHODS, SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_schedule
-from .optim import build_optimizer, lr_at
-from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, _first_line, check_run_folder, checkpoint_path,
-                              latest_checkpoint, load_checkpoint, prune_checkpoints, provenance, read_metrics, rng_state,
-                              save_checkpoint, seed_everything, set_rng_state)
 from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
-from .evaluate import knn_evaluate
+from .models import SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_schedule
+from .optim import build_optimizer, lr_at
+from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, StopRequest, check_run_folder, checkpoint_path,
+                              latest_checkpoint, load_checkpoint, loader_worker_init, nonfinite_tensor, prune_checkpoints, provenance,
+                              read_metrics, rng_state, save_checkpoint, seed_everything, set_rng_state)
+from .config import Config, config_dict, config_fields, load_config   # `from triplet_ssl.train import Config` keeps working
+from .evaluate import OnlineLinearProbe, knn_evaluate
 
 # %% auto 0
-__all__ = ['CHOICES', 'LAUNCH_KEYS', 'Config', 'config_fields', 'config_dict', 'load_config', 'multires_sizes', 'autocast_dtype',
-           'build_model', 'OnlineLinearProbe', 'train', 'run', 'main']
-
-# %% ../nbs/11_train.ipynb
-CHOICES = dict(method=tuple(METHODS), precision=('auto', 'fp32', 'bf16', 'fp16', 'fp64'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
-               bad_images=('fail', 'skip'))
-LAUNCH_KEYS = ('gpus', 'nodes', 'node_rank', 'master_addr', 'master_port')
-
-@dataclass
-class Config:
-    "Every parameter of a pretraining run (defaults: the small CPU job on Fashion-MNIST)."
-    dataset: str = 'fashion_mnist'  # a key of triplet_ssl.data.DATASETS
-    data_dir: str | None = None     # dataset root; None for Fashion-MNIST: Debian's package, else the bundled sample
-    train_size: int | None = 20000  # seeded subset of the pretraining images; None: all of them
-    image_size: int | None = None   # training crop size; None: the dataset's (28 Fashion-MNIST, 32 CIFAR, 96 STL, 224 ImageNet)
-    bad_images: str = 'fail'        # an unreadable image stops the run ('fail') or is reported and skipped ('skip')
-    method: str = 'triplet'         # 'triplet' (the paper's), or a baseline in the same engine: 'byol', 'simclr', 'mocov2'
-    arch: str = 'narrow_resnet'     # a key of triplet_ssl.models.ARCHS
-    sync_bn: bool = False           # batch-norm statistics over the global batch (the paper's SyncBN)
-    proj_hidden: int = 512          # projector hidden width (paper: 4096)
-    proj_dim: int = 128             # projection size (paper: 256)
-    pred_hidden: int = 512          # predictor hidden width (paper: 4096)
-    deputy: object = (2, 10)        # 'median', 'hardest', rank k, quantile q, or a (lo, hi) band
-    gamma: float = 2.0             # weight of the positive distance in the hinge max(0, gamma*d_ap - d_deputy + margin)
-    margin: float = 100.0          # margin of that hinge (distances lie in [-2, 2]: at 100 it never switches off)
-    negatives: str = 'local'        # 'local': mine within each process's batch (paper); 'global': all-gathered
-    mining_groups: int = 1          # mine within this many equal groups of each batch (emulates per-GPU mining)
-    temperature: float | None = None  # simclr / mocov2 only; None: 0.5 for SimCLR, 0.2 for MoCo v2
-    queue_size: int = 4096          # mocov2 only: keys in the queue (MoCo v2 on ImageNet: 65536)
-    epochs: int = 2                 # passes over the pretraining images
-    max_steps: int | None = None    # cap on optimizer steps (the schedules follow the cap)
-    batch_size: int = 256           # images per process per micro-batch
-    accum_steps: int = 1            # micro-batches per optimizer step (gradient accumulation)
-    optimizer: str = 'sgd'          # 'sgd' or 'lars' (paper)
-    lr: float = 0.1                 # peak learning rate (paper, LARS: 4.8 for a global batch of 4096)
-    sgd_momentum: float = 0.9       # the optimizer's momentum (SGD and LARS)
-    weight_decay: float = 1e-5      # not applied to biases and BN parameters
-    warmup_epochs: float = 0.1      # epochs of linear learning-rate warm-up before the cosine decay
-    base_momentum: float = 0.99     # EMA momentum at step 0, rising to 1 along a cosine
-    multires: bool = False          # resize online views to 96..224 and target views to 128..224, one size per batch
-    online_sizes: tuple = (96, 224) # multires: (min, max) side of the online views
-    target_sizes: tuple = (128, 224)  # multires: (min, max) side of the target views
-    precision: str = 'auto'         # 'auto' (bf16 on GPUs that have it, else fp32), 'fp32', 'bf16', 'fp16' (with loss scaling), 'fp64' (CPU checks)
-    channels_last: bool = False     # channels-last memory format (faster convolutions on recent GPUs)
-    device_augment: bool = False    # loader: decode, crop, flip; device: per-sample colour, grayscale, blur, solarize (kornia)
-    compile: bool = False           # torch.compile the model
-    knn_k: int = 200                # neighbours voting in the kNN monitor
-    knn_t: float = 0.1              # temperature of the kNN vote weights exp(similarity / t)
-    knn_bank_size: int | None = 10000  # seeded subset of the labelled training split as kNN memory bank; None: all
-    knn_test_size: int | None = None   # seeded subset of the test split as kNN queries; None: all
-    knn_every: int = 1              # kNN every this many epochs (and after the last); 0: only before and after training
-    online_linear: bool = False     # train a stop-gradient linear classifier on the pretraining batches' labels (logged as online_linear_top1)
-    online_linear_lr: float = 1.0   # its SGD learning rate (on L2-normalised features, momentum 0.9, no decay, constant)
-    log_every: int = 10             # steps between rows of steps.jsonl
-    checkpoint_every: int | None = None  # also checkpoint every this many steps (long epochs)
-    keep_last: int = 2              # checkpoints kept
-    resume: str | None = None       # None: fresh run; 'auto': latest valid checkpoint in out_dir, if any; or a path
-    overwrite: bool = False         # a fresh run into an out_dir holding a run deletes that run's files (else it is refused)
-    init_checkpoint: str | None = None  # start from this run's weights (online, target, heads) with a fresh optimizer and schedule
-    num_workers: int = 1            # data-loader worker processes per process
-    device: str = 'auto'            # 'auto', 'cpu', 'cuda'
-    seed: int = 0                   # seeds the weights, the data order and every augmentation
-    out_dir: str = 'runs/pretrain'  # the run folder: config, metrics, TensorBoard logs, checkpoints
-
-    def __post_init__(self):
-        for f in dataclasses.fields(self): setattr(self, f.name, _coerce(f.name, getattr(self, f.name), f.type, f.default))
-        if self.arch not in ARCHS: raise ValueError(f"Unknown arch {self.arch!r}; choose one of {sorted(ARCHS)}.")
-        for name, choices in CHOICES.items():
-            if getattr(self, name) not in choices: raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {list(choices)}.")
-        if not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
-            raise ValueError(f"Unknown device {self.device!r}; use 'auto' (a GPU if there is one), 'cpu', 'cuda' or 'cuda:N'.")
-        dataset_info(self.dataset)
-        for name in ['epochs', 'batch_size', 'accum_steps', 'proj_hidden', 'proj_dim', 'pred_hidden', 'knn_k', 'mining_groups', 'log_every',
-                     'queue_size', 'keep_last']:
-            if getattr(self, name) < 1: raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
-        for name in ['train_size', 'image_size', 'max_steps', 'checkpoint_every', 'knn_bank_size', 'knn_test_size']:
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer or null, got {getattr(self, name)!r}.")
-        for name in ['num_workers', 'knn_every']:
-            if getattr(self, name) < 0: raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)!r}.")
-        for name in ['online_linear_lr', 'knn_t']:
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r} (default {_default(name)!r}).")
-        for name in ['lr', 'weight_decay', 'warmup_epochs']:
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r} (default {_default(name)!r}).")
-        for name in ['gamma', 'margin']:
-            if not math.isfinite(getattr(self, name)): raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}.")
-        if not 0 <= self.sgd_momentum < 1: raise ValueError(f"sgd_momentum must be in [0, 1), got {self.sgd_momentum!r}.")
-        if not 0 <= self.base_momentum <= 1: raise ValueError(f"base_momentum must be in [0, 1], got {self.base_momentum!r}.")
-        if self.batch_size % self.mining_groups:
-            raise ValueError(f"batch_size={self.batch_size} must be divisible by mining_groups={self.mining_groups}.")
-        if self.method == 'triplet': deputy_band(self.deputy, self.batch_size // self.mining_groups - 1)   # a band wider than the batch fails here
-        elif self.negatives != 'local' or self.mining_groups != 1:
-            raise ValueError(f"negatives={self.negatives!r} and mining_groups={self.mining_groups} apply to method='triplet' only, "
-                             f"not {self.method!r}; leave them at 'local' and 1.")
-        if self.temperature is not None and not self.temperature > 0: raise ValueError(f"temperature must be > 0, got {self.temperature!r}.")
-        for name in ('online_sizes', 'target_sizes'):
-            lo_hi = getattr(self, name)
-            if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1]: raise ValueError(f"{name} must be (min, max) sizes, got {lo_hi!r}.")
-
-def _default(name: str): return next(f.default for f in dataclasses.fields(Config) if f.name == name)
-
-_KIND = dict(int='an integer', float='a number', bool='true or false', str='a string', tuple='a pair such as [96, 224]')
-
-def _coerce(name: str, value, annotation: str, default):
-    """`value` as the field's declared type (YAML and the command line read `1e-3` as a string, papermill may pass
-    ints for floats); a ValueError naming the key, the value and the fix when it is not one."""
-    kinds = [k.strip() for k in str(annotation).split('|')]
-    if value is None:
-        if 'None' in kinds: return None
-        raise ValueError(f"{name} cannot be null; give {_KIND.get(kinds[0], kinds[0])} (default {default!r}).")
-    if isinstance(value, str) and value.strip()[:1] in '([' and value.strip() and kinds[0] in ('tuple', 'object'):
-        try: value = ast.literal_eval(value.strip())   # deputy=(50,60) as typed in a shell
-        except (ValueError, SyntaxError): pass
-    if kinds[0] == 'object': return tuple(value) if isinstance(value, list) else value
-    for kind in kinds:
-        try:
-            if kind == 'bool':
-                if isinstance(value, bool): return value
-                if isinstance(value, str) and value.lower() in ('true', 'yes', 'on', '1', 'false', 'no', 'off', '0'):
-                    return value.lower() in ('true', 'yes', 'on', '1')
-            elif kind == 'int' and not isinstance(value, bool):
-                number = float(value) if isinstance(value, str) else value
-                if isinstance(number, (int, float)) and float(number).is_integer(): return int(number)
-            elif kind == 'float' and not isinstance(value, bool):
-                if isinstance(value, (int, float, str)): return float(value)
-            elif kind == 'str':
-                if isinstance(value, str): return value
-                if isinstance(value, (int, float)) and not isinstance(value, bool): return str(value)
-            elif kind == 'tuple' and isinstance(value, (list, tuple)): return tuple(value)
-        except (TypeError, ValueError, OverflowError): pass
-    wanted = ' or '.join(_KIND.get(k, 'null' if k == 'None' else k) for k in kinds)
-    example = list(default) if isinstance(default, tuple) else default
-    raise ValueError(f"{name}={value!r} is not {wanted}; e.g. {name}={yaml.safe_dump(example, default_flow_style=True).strip().removesuffix('...').strip()} "
-                     f"(the default).")
-
-def config_fields() -> list[str]: return [f.name for f in dataclasses.fields(Config)]
-
-def config_dict(cfg: Config) -> dict:
-    "The config as plain YAML/JSON/weights-only-loadable values."
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
-
-def _yaml_error(e: yaml.YAMLError, where: str, text: str) -> str:
-    "A YAML syntax error as one line: where, the line it is on, what is wrong."
-    mark = getattr(e, 'problem_mark', None)
-    problem = getattr(e, 'problem', None) or _first_line(e)
-    if mark is None: return f"{where}: not valid YAML ({problem})."
-    line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ''
-    return f"{where}, line {mark.line + 1}: not valid YAML ({problem}) in {line.strip()!r}."
-
-def load_config(path=None, overrides=(), **kwargs) -> Config:
-    "A `Config` from a YAML file, then `key=value` strings (values parsed as YAML), then keyword arguments."
-    params = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file(): raise FileNotFoundError(f"Config file {str(path)!r} does not exist.")
-        text = path.read_text()
-        try: params = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e: raise ValueError(_yaml_error(e, str(path), text)) from None
-        if not isinstance(params, dict): raise ValueError(f"{path} must hold a mapping of parameter: value, got {type(params).__name__}.")
-    for item in overrides:
-        if '=' not in item: raise ValueError(f"Override {item!r} is not of the form key=value (e.g. epochs=10).")
-        key, value = item.split('=', 1)
-        try: params[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as e: raise ValueError(_yaml_error(e, f"the value of {key.strip()} ({value!r})", value)) from None
-    params.update(kwargs)
-    unknown = sorted(set(params) - set(config_fields()) - set(LAUNCH_KEYS))
-    if unknown:
-        close = {k: difflib.get_close_matches(k, config_fields(), 1) for k in unknown}
-        hint = '; '.join(f"{k}: did you mean {c[0]}?" for k, c in close.items() if c)
-        raise ValueError(f"Unknown parameter(s) {unknown}{f' in {path}' if path else ''}{f' ({hint})' if hint else ''}; "
-                         f"valid parameters are {config_fields()}.")
-    return Config(**{k: v for k, v in params.items() if k not in LAUNCH_KEYS})
+__all__ = ['multires_sizes', 'autocast_dtype', 'build_model', 'PretrainData', 'build_data', 'Pretraining', 'train', 'run', 'main']
 
 # %% ../nbs/11_train.ipynb
 def multires_sizes(cfg: Config, step: int, micro: int) -> tuple[int | None, int | None]:
@@ -225,30 +53,6 @@ def build_model(cfg: Config, channels: int) -> SiameseSSL:
     return build_ssl(cfg.method, backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.temperature, cfg.queue_size)
 
 # %% ../nbs/11_train.ipynb
-class _StopRequest:
-    "Turns SIGTERM / SIGINT into a flag checked between steps (main thread only; previous handlers restored)."
-    def __init__(self): self.signal, self._old = None, {}
-    def __enter__(self):
-        import threading
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGTERM, signal.SIGINT): self._old[s] = signal.signal(s, self._handle)
-        return self
-    def _handle(self, signum, frame): self.signal = signal.Signals(signum).name
-    def __exit__(self, *exc):
-        for s, h in self._old.items(): signal.signal(s, h)
-
-def _loader_worker(worker_id):
-    """Data-loader workers leave SIGTERM / SIGINT to the main process: SLURM's pre-emption, `scancel` and Ctrl-C signal the
-    whole process group, and a worker that died first would make the main process fail instead of checkpointing."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.signal(signal.SIGINT, signal.SIG_IGN)
-    np.random.seed(torch.initial_seed() % 2**32)
-
-def _nonfinite(model: torch.nn.Module) -> str | None:
-    "The name of the first parameter or buffer holding a NaN or an infinity, or None (one device sync)."
-    tensors = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
-    finite = torch.stack([torch.isfinite(v).all() for v in tensors.values()])
-    return None if bool(finite.all()) else next(k for k, ok in zip(tensors, finite.tolist()) if not ok)
-
 def _num_classes(ds) -> int:
     "Classes of a dataset (or a Subset of one) from its labels, without decoding images."
     base = ds.dataset if isinstance(ds, torch.utils.data.Subset) else ds
@@ -259,43 +63,251 @@ def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[
     "kNN top-1 (%) of the online backbone, every process embedding its share; with `probe`, also rank 0's online linear probe's top-1 on the same test features."
     bank, test, num_classes = knn_data
     res = knn_evaluate(model.backbone, bank, test, num_classes, cfg.knn_k, cfg.knn_t, device, dtype, 512, cfg.num_workers,
-                       return_queries=probe is not None, worker_init_fn=_loader_worker)
+                       return_queries=probe is not None, worker_init_fn=loader_worker_init)
     if probe is None: return res['top1']
     weight, bias = probe.weight.detach().clone(), probe.bias.detach().clone()
     if dist.is_initialized(): dist.broadcast(weight, 0); dist.broadcast(bias, 0)   # each process's probe learnt from its own batches
     pred = F.linear(res['queries'].to(weight.dtype), weight, bias).argmax(1)
     return res['top1'], 100.0 * (pred == res['labels']).float().mean().item()
 
-class OnlineLinearProbe:
-    """A linear classifier on the stop-gradient (detached, L2-normalised) online features of view 1 of each pretraining
-    batch, trained with its own SGD on the batch labels while the network pretrains: it never changes the network."""
-    def __init__(self, backbone: torch.nn.Module, num_classes: int, lr: float, device):
-        with torch.random.fork_rng(devices=[]): self.fc = torch.nn.Linear(backbone.feature_dim, num_classes).to(device)   # leaves the run's random stream alone
-        self.opt = torch.optim.SGD(self.fc.parameters(), lr=lr, momentum=0.9)
-        self.features, self.correct, self.seen = [], 0, 0
-        backbone.register_forward_hook(lambda m, i, out: self.features.append(out) if m.training else None)
-    def learn(self, labels):
-        "One backward pass on the first online features seen since the last call (accumulates gradients)."
-        f, self.features = self.features[0], []
-        logits = self.fc(F.normalize(f.detach().float(), dim=1))
-        labels = labels.to(logits.device)
-        F.cross_entropy(logits, labels).backward()
-        self.correct += (logits.argmax(1) == labels).sum().item(); self.seen += len(labels)
-    def step(self): self.opt.step(); self.opt.zero_grad(set_to_none=True)
-    def train_top1(self) -> float | None:
-        "Top-1 (%) on the augmented pretraining batches since the last call."
-        acc = 100.0 * self.correct / self.seen if self.seen else None
-        self.correct, self.seen = 0, 0
-        return acc
-    def state_dict(self): return dict(fc=self.fc.state_dict(), opt=self.opt.state_dict())
-    def load_state_dict(self, sd): self.fc.load_state_dict(sd['fc']); self.opt.load_state_dict(sd['opt'])
+# %% ../nbs/11_train.ipynb
+@dataclass
+class PretrainData:
+    "The pretraining loader and the lengths the schedules follow; the kNN bank and queries, unaugmented."
+    views: Augmented
+    sampler: ResumableSampler
+    loader: DataLoader
+    on_device: list | None     # device_augment: the two per-sample pipelines run on the device
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    global_batch: int
+    knn: tuple                 # (bank, queries, number of classes)
+    num_classes: int | None    # of the pretraining images' labels, for the online linear probe (online_linear only)
+
+def build_data(cfg: Config, rank: int, world: int, device: torch.device) -> PretrainData:
+    "The pretraining set with seeded per-sample views, each global batch split across the processes; the kNN sets."
+    info = dataset_info(cfg.dataset)
+    size, ch, mean, std = cfg.image_size or info['size'], info['channels'], info['mean'], info['std']
+    pretrain = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'pretrain', cfg.bad_images), cfg.train_size, cfg.seed)
+    on_device = None
+    if cfg.device_augment:
+        views = Augmented(pretrain, TwoViews(crop_flip(size), crop_flip(size)), seed=cfg.seed)
+        on_device = [device_augmentation(v, size, ch, mean, std).to(device) for v in (1, 2)]
+    else:
+        views = Augmented(pretrain, TwoViews(ssl_augmentation(1, size, ch, mean, std), ssl_augmentation(2, size, ch, mean, std)), seed=cfg.seed)
+    sampler = ResumableSampler(views, cfg.batch_size, world, rank, cfg.seed)
+    loader = DataLoader(views, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
+                        pin_memory=device.type == 'cuda', worker_init_fn=loader_worker_init, persistent_workers=cfg.num_workers > 0)
+    steps_per_epoch = sampler.num_batches // cfg.accum_steps
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(views)} images give {sampler.num_batches} micro-batches per epoch, fewer than accum_steps={cfg.accum_steps}.")
+    total_steps = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
+    tf = eval_transform(size, ch, mean, std)   # kNN bank and queries: every process embeds its share (10_evaluate)
+    split = lambda name, n: Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, name, cfg.bad_images), n, cfg.seed), tf)
+    bank, queries = split('train', cfg.knn_bank_size), split('test', cfg.knn_test_size)
+    return PretrainData(views, sampler, loader, on_device, steps_per_epoch, total_steps, round(cfg.warmup_epochs * steps_per_epoch),
+                        cfg.batch_size * world * cfg.accum_steps, (bank, queries, info['num_classes'] or _num_classes(bank.dataset)),
+                        (info['num_classes'] or _num_classes(pretrain)) if cfg.online_linear else None)
 
 # %% ../nbs/11_train.ipynb
+class Pretraining:
+    """One pretraining run as a few steps, each on one screen: set-up (`__init__`), `fit`, `train_one_epoch`,
+    `train_step`, `end_epoch` (kNN, the epoch's row) and `checkpoint`. `train(cfg)` is `Pretraining(cfg, ...).fit()`."""
+    def __init__(self, cfg: Config, progress: bool, cleanup: contextlib.ExitStack):
+        self.cfg, self.progress, self.cleanup = cfg, progress, cleanup
+        self.rank, self.world, self.device = init_distributed(cfg.device)
+        self.main = self.rank == 0
+        if self.device.type == 'cpu' and self.world > 1:   # share the cores between the local processes
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', self.world))))
+        self.out = _open_run_folder(cfg, self.main, self.world, self.device, cleanup)
+        self.dtype = autocast_dtype(cfg.precision, self.device)
+        if cfg.precision == 'fp16' and self.device.type != 'cuda': raise ValueError("precision='fp16' needs a GPU; use 'bf16' or 'fp32' on CPUs.")
+        self.param_dtype = torch.float64 if cfg.precision == 'fp64' else torch.float32
+        self.data = build_data(cfg, self.rank, self.world, self.device)
+        self._build_model()
+        self.step, self.lr, self.momentum, self.log = 0, 0.0, cfg.base_momentum, None
+        self.resumed_from = self._restore()
+        self.net = DDP(self.model, device_ids=[self.device] if self.device.type == 'cuda' else None) if self.world > 1 else self.model
+        self.forward = torch.compile(self.net) if cfg.compile else self.net
+
+    def _build_model(self):
+        "Model, optimizer, loss scaler and the optional online probe; the weights are the same on every process (same seed)."
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        model = build_model(cfg, dataset_info(cfg.dataset)['channels'])
+        if cfg.sync_bn and self.world > 1: model = convert_sync_batchnorm(model, self.device)
+        self.model = model.to(self.device, dtype=self.param_dtype, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+        self.opt = build_optimizer(cfg.optimizer, self.model, cfg.lr, cfg.sgd_momentum, cfg.weight_decay)
+        self.probe = OnlineLinearProbe(self.model.backbone, self.data.num_classes, cfg.online_linear_lr, self.device) if cfg.online_linear else None
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == 'fp16')
+
+    def _restore(self) -> Path | None:
+        "Continue from `resume` (weights, optimizer, scaler, random states, step), or start from `init_checkpoint`'s weights."
+        cfg, ckpt = self.cfg, None
+        if cfg.resume == 'auto': path, ckpt = latest_checkpoint(self.out, require=RESUME_KEYS)
+        elif cfg.resume:
+            path, ckpt = Path(cfg.resume), load_checkpoint(cfg.resume)
+            missing = [k for k in RESUME_KEYS if k not in ckpt]
+            if missing: raise CheckpointError(f"{path} cannot be resumed: it has no {', '.join(missing)}. Use init_checkpoint to start from its weights.")
+        self.run_id = (ckpt or {}).get('run_id') or uuid.uuid4().hex[:12]   # a resumed run keeps its id: pruning touches only its own files
+        if ckpt is None:
+            if cfg.init_checkpoint: load_checkpoint(cfg.init_checkpoint, self.model, arch=cfg.arch)   # e.g. SYSU-30k from ImageNet
+            return None
+        load_checkpoint(path, self.model, arch=cfg.arch)
+        self.opt.load_state_dict(ckpt['optimizer']); self.scaler.load_state_dict(ckpt['scaler'])
+        set_rng_state(ckpt['rng']); self.step = ckpt['step']
+        if self.probe is not None and 'online_linear' in ckpt: self.probe.load_state_dict(ckpt['online_linear'])
+        changed = {k: (v, getattr(cfg, k, None)) for k, v in ckpt['config'].items() if k not in ('resume', 'out_dir') and config_dict(cfg).get(k) != v}
+        if changed and self.main: warnings.warn(f"Resuming {path} with changed parameters (saved, now): {changed}")
+        if ckpt.get('world_size', self.world) * ckpt['config']['batch_size'] != self.world * cfg.batch_size and self.main:
+            warnings.warn("The global batch differs from the checkpoint's: the data order will not continue exactly.")
+        return path
+
+    def fit(self) -> Path:
+        "Evaluate the untrained network, then train epoch after epoch until `total_steps`; returns the run folder."
+        self._start()
+        self.model.train()
+        with StopRequest() as stop:
+            while self.step < self.data.total_steps: self.train_one_epoch(stop)
+        if self.world > 1: dist.destroy_process_group()
+        return self.out
+
+    def _start(self):
+        "kNN of the untrained network (fresh runs), the run's parameters and provenance, the metric logs."
+        cfg, d, resumed = self.cfg, self.data, self.resumed_from is not None
+        knn = None if resumed else _knn_eval(self.model, cfg, d.knn, self.device, self.dtype)   # on every process
+        if self.main:
+            (self.out / 'config.yaml').write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False))
+            (self.out / 'run.json').write_text(json.dumps(dict(config=config_dict(cfg), processes=self.world, global_batch=d.global_batch,
+                                                               steps_per_epoch=d.steps_per_epoch, total_steps=d.total_steps,
+                                                               pretrain_images=len(d.views), resumed_from_step=self.step, run_id=self.run_id,
+                                                               **provenance(cfg.seed)), indent=2))
+            self.log = self.cleanup.enter_context(MetricsLog(self.out, resume=resumed))
+            if resumed: self.log.truncate_after(self.step)
+            print(f"{len(d.views)} pretraining images · global batch {d.global_batch} = {cfg.batch_size} per process × {self.world} "
+                  f"process(es) × {cfg.accum_steps} accumulation · {d.steps_per_epoch} steps/epoch · {d.total_steps} steps · {self.device}"
+                  + (f" · resuming at step {self.step}" if resumed else ''))
+            if not resumed:
+                self.log.log(0, epoch=0, knn_top1=knn, lr=0.0, momentum=cfg.base_momentum)
+                print(f"epoch 0 (untrained): kNN top-1 {knn:.2f}%")
+        barrier()
+
+# %% ../nbs/11_train.ipynb
+@patch
+def train_one_epoch(self: Pretraining, stop: StopRequest):
+    "Optimizer steps from the current one to the end of its epoch (or of the run), logging every `log_every`; then `end_epoch`."
+    cfg, d = self.cfg, self.data
+    epoch, first = divmod(self.step, d.steps_per_epoch)
+    d.sampler.set_epoch(epoch, first * cfg.accum_steps)
+    batches = iter(d.loader)
+    bar = tqdm(range(first, min(d.steps_per_epoch, first + d.total_steps - self.step)), desc=f'epoch {epoch + 1}/{cfg.epochs}',
+               disable=not (self.progress and self.main), leave=False, mininterval=0.5 if sys.stderr.isatty() else 10)
+    losses, t0, seen = [], time.time(), 0
+    for _ in bar:
+        loss, stats, stopping = self.train_step(batches, stop)
+        losses.append(loss); seen += d.global_batch
+        if self.step % cfg.log_every == 0: self.check_finite()
+        if self.main:
+            bar.set_postfix(loss=f'{loss:.4f}', lr=f'{self.lr:.3g}', refresh=False)   # the bar redraws at its own pace
+            if self.step % cfg.log_every == 0:
+                self.log.log_step(self.step, loss=loss, lr=self.lr, momentum=self.momentum, images_per_s=seen / (time.time() - t0), **stats)
+        if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0: self.checkpoint(epoch)
+        if stopping:
+            self.checkpoint(epoch); barrier()
+            raise SystemExit(f"Stopped by {stop.signal or 'a signal on another process'} at step {self.step}; the checkpoint "
+                             f"{checkpoint_path(self.out, self.step)} holds the run. Continue it with resume=auto.")
+    self.end_epoch(epoch, losses, time.time() - t0, seen)
+
+@patch
+def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, dict, bool]:
+    """One optimizer step: `accum_steps` micro-batches forward and backward, the update, the EMA target. Returns the loss and
+    the loss's diagnostics averaged over the processes, and whether any process was asked to stop (one all-reduce)."""
+    cfg, d = self.cfg, self.data
+    self.lr, self.momentum = lr_at(self.step, d.total_steps, d.warmup_steps, cfg.lr), momentum_schedule(self.step, d.total_steps, cfg.base_momentum)
+    for g in self.opt.param_groups: g['lr'] = self.lr
+    total, stats = torch.zeros((), device=self.device, dtype=torch.float64), {}   # float64: the logged loss, exact enough to compare runs
+    for micro in range(cfg.accum_steps):
+        (v1, v2), labels = next(batches)
+        total += self._forward_backward(v1, v2, micro).detach()
+        if self.probe is not None: self.probe.learn(labels)
+        for k, v in getattr(self.model, 'stats', {}).items(): stats[k] = stats.get(k, 0) + v.double() / cfg.accum_steps
+    stopping = torch.tensor(float(stop.signal is not None), device=self.device, dtype=torch.float64)
+    reduced = all_reduce_mean(torch.stack([total, stopping, *stats.values()]))
+    loss = reduced[0].item()
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"Loss became {loss} at step {self.step} (epoch {self.step // d.steps_per_epoch + 1}); the run stopped "
+                                 f"before updating the weights, and the last checkpoint in {self.out} holds the last saved state. Lower lr "
+                                 f"(now {cfg.lr}), use precision='fp32', or resume from that checkpoint.")
+    self.scaler.step(self.opt); self.scaler.update(); self.opt.zero_grad(set_to_none=True)
+    self.model.update_target(self.momentum)
+    if self.probe is not None: self.probe.step()
+    self.step += 1
+    return loss, dict(zip(stats, reduced[2:].tolist())), reduced[1].item() > 0
+
+@patch
+def _forward_backward(self: Pretraining, v1, v2, micro: int) -> torch.Tensor:
+    "One micro-batch: views to the device (and its augmentation), the loss under autocast, its backward (DDP syncs on the last)."
+    cfg, device = self.cfg, self.device
+    v1, v2 = (v.to(device, dtype=self.param_dtype, non_blocking=True) for v in (v1, v2))
+    if cfg.device_augment: v1, v2 = self.data.on_device[0](v1), self.data.on_device[1](v2)
+    if cfg.channels_last: v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
+    sync = contextlib.nullcontext() if self.world == 1 or micro == cfg.accum_steps - 1 else self.net.no_sync()
+    with sync:
+        with torch.autocast(device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
+            loss = self.forward(v1, v2, *multires_sizes(cfg, self.step, micro)) / cfg.accum_steps
+        self.scaler.scale(loss).backward()
+    return loss
+
+# %% ../nbs/11_train.ipynb
+@patch
+def end_epoch(self: Pretraining, epoch: int, losses: list, seconds: float, seen: int):
+    "The end of an epoch (or of the run): the finiteness check, kNN every `knn_every` epochs and after the last, the epoch's row, a checkpoint."
+    cfg, step = self.cfg, self.step
+    self.check_finite()
+    knn = None
+    if step == self.data.total_steps or (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0):   # on every process
+        knn = _knn_eval(self.model, cfg, self.data.knn, self.device, self.dtype, self.probe.fc if self.probe else None)
+    if self.main:
+        row = dict(epoch=epoch + 1, loss=float(np.mean(losses)) if losses else None, lr=self.lr, momentum=self.momentum,
+                   images_per_s=seen / seconds if seconds else None, epoch_seconds=seconds)
+        if self.probe is not None: row['online_linear_train_top1'] = self.probe.train_top1()
+        if knn is not None:
+            if self.probe is None: row['knn_top1'] = knn
+            else: row['knn_top1'], row['online_linear_top1'] = knn
+        self.log.log(step, **row)
+        print(f"epoch {epoch + 1}: loss {row['loss']:.4f}" + (f"  kNN top-1 {row['knn_top1']:.2f}%" if 'knn_top1' in row else '')
+              + (f"  online linear probe top-1 {row['online_linear_top1']:.2f}% (test)" if 'online_linear_top1' in row else '')
+              + f"  ({row['images_per_s']:.0f} img/s)")
+    if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0): self.checkpoint(epoch + 1)
+    barrier()
+
+@patch
+def check_finite(self: Pretraining):
+    "Every process checks every parameter and buffer; a non-finite one stops the run before anything of it is saved."
+    bad = nonfinite_tensor(self.model)
+    if self.world > 1 and all_reduce_mean(torch.tensor(float(bad is not None), device=self.device)).item() > 0: bad = bad or 'a tensor on another process'
+    if bad:
+        last = latest_checkpoint(self.out, require=RESUME_KEYS)[0] if self.main else None
+        raise FloatingPointError(f"By step {self.step} (lr {self.lr:.3g}) {bad} became non-finite (NaN or infinite); nothing from it was saved"
+                                 + (f", and {last} holds the last finite state" if last else '') + f". Lower lr (now {self.cfg.lr}) or "
+                                 "use precision='fp32', then continue with resume=auto.")
+
+@patch
+def checkpoint(self: Pretraining, epoch: int):
+    "Process 0 saves everything `resume` needs (after the finiteness check) and prunes this run's older checkpoints."
+    self.check_finite()
+    if not self.main: return
+    save_checkpoint(checkpoint_path(self.out, self.step), run_id=self.run_id, model=self.model.state_dict(), optimizer=self.opt.state_dict(),
+                    scaler=self.scaler.state_dict(), step=self.step, epoch=epoch, world_size=self.world, config=config_dict(self.cfg),
+                    rng=rng_state(), **({'online_linear': self.probe.state_dict()} if self.probe is not None else {}))
+    prune_checkpoints(self.out, self.cfg.keep_last, self.run_id)
+
 def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
     "Pretrain with `cfg` (or `Config(**kwargs)`), as one process or as one of torchrun's; returns the run folder."
     cfg = cfg or Config(**kwargs)
     with contextlib.ExitStack() as cleanup:   # the run folder's lock and the metric writers are released however the run ends
-        return _train(cfg, progress, cleanup)
+        return Pretraining(cfg, progress, cleanup).fit()
 
 def _open_run_folder(cfg: Config, main: bool, world: int, device, cleanup: contextlib.ExitStack) -> Path:
     "Process 0 checks the run folder (a fresh run never lands on another) and locks it; every process stops if that fails."
@@ -309,179 +321,6 @@ def _open_run_folder(cfg: Config, main: bool, world: int, device, cleanup: conte
     if world > 1 and all_reduce_mean(torch.tensor(float(error is not None), device=device)).item() > 0:
         raise error or RunError(f"process 0 could not open the run folder {out}; its error says why.")
     if error: raise error
-    return out
-
-def _train(cfg: Config, progress: bool, cleanup: contextlib.ExitStack) -> Path:
-    rank, world, device = init_distributed(cfg.device)
-    main = rank == 0
-    if device.type == 'cpu' and world > 1:   # share the cores between the local processes
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', world))))
-    out = _open_run_folder(cfg, main, world, device, cleanup)
-    dtype = autocast_dtype(cfg.precision, device)
-    if cfg.precision == 'fp16' and device.type != 'cuda': raise ValueError("precision='fp16' needs a GPU; use 'bf16' or 'fp32' on CPUs.")
-    param_dtype = torch.float64 if cfg.precision == 'fp64' else torch.float32
-    info = dataset_info(cfg.dataset)
-    size, ch, mean, std = cfg.image_size or info['size'], info['channels'], info['mean'], info['std']
-
-    # Data: the pretraining set with seeded per-sample views, the kNN bank and queries without augmentation.
-    pretrain = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'pretrain', cfg.bad_images), cfg.train_size, cfg.seed)
-    if cfg.device_augment:
-        views = Augmented(pretrain, TwoViews(crop_flip(size), crop_flip(size)), seed=cfg.seed)
-        on_device = [device_augmentation(v, size, ch, mean, std).to(device) for v in (1, 2)]
-    else:
-        views = Augmented(pretrain, TwoViews(ssl_augmentation(1, size, ch, mean, std), ssl_augmentation(2, size, ch, mean, std)), seed=cfg.seed)
-    sampler = ResumableSampler(views, cfg.batch_size, world, rank, cfg.seed)
-    loader_kw = dict(num_workers=cfg.num_workers, pin_memory=device.type == 'cuda', worker_init_fn=_loader_worker,
-                     persistent_workers=cfg.num_workers > 0)
-    loader = DataLoader(views, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **loader_kw)
-    steps_per_epoch = sampler.num_batches // cfg.accum_steps
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(views)} images give {sampler.num_batches} micro-batches per epoch, fewer than accum_steps={cfg.accum_steps}.")
-    total_steps = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
-    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
-    global_batch = cfg.batch_size * world * cfg.accum_steps
-    tf = eval_transform(size, ch, mean, std)   # kNN bank and queries: every process embeds its share (10_evaluate)
-    bank = Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train', cfg.bad_images), cfg.knn_bank_size, cfg.seed), tf)
-    test = Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test', cfg.bad_images), cfg.knn_test_size, cfg.seed), tf)
-    knn_data = (bank, test, info['num_classes'] or _num_classes(bank.dataset))
-
-    # Model, optimizer, scaler; weights identical on every process (same seed).
-    seed_everything(cfg.seed)
-    model = build_model(cfg, ch)
-    if cfg.sync_bn and world > 1: model = convert_sync_batchnorm(model, device)
-    model = model.to(device, dtype=param_dtype, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
-    opt = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.sgd_momentum, cfg.weight_decay)
-    probe = None
-    if cfg.online_linear:
-        num_classes = info['num_classes'] or len(getattr(pretrain, 'classes', None) or [])
-        if not num_classes: raise ValueError(f"online_linear=True needs labelled pretraining images; {cfg.dataset!r} has no class list here. Set online_linear=False.")
-        probe = OnlineLinearProbe(model.backbone, num_classes, cfg.online_linear_lr, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == 'fp16')
-
-    step = 0
-    ckpt = None
-    if cfg.resume == 'auto': ckpt_file, ckpt = latest_checkpoint(out, require=RESUME_KEYS)
-    elif cfg.resume:
-        ckpt_file, ckpt = Path(cfg.resume), load_checkpoint(cfg.resume)
-        missing = [k for k in RESUME_KEYS if k not in ckpt]
-        if missing: raise CheckpointError(f"{ckpt_file} cannot be resumed: it has no {', '.join(missing)}. Use init_checkpoint to start from its weights.")
-    run_id = (ckpt or {}).get('run_id') or uuid.uuid4().hex[:12]   # a resumed run keeps its id: pruning touches only its own files
-    if ckpt is not None:
-        load_checkpoint(ckpt_file, model, arch=cfg.arch)
-        opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
-        set_rng_state(ckpt['rng']); step = ckpt['step']
-        if probe is not None and 'online_linear' in ckpt: probe.load_state_dict(ckpt['online_linear'])
-        changed = {k: (v, getattr(cfg, k, None)) for k, v in ckpt['config'].items() if k not in ('resume', 'out_dir') and config_dict(cfg).get(k) != v}
-        if changed and main: warnings.warn(f"Resuming {ckpt_file} with changed parameters (saved, now): {changed}")
-        if ckpt.get('world_size', world) * ckpt['config']['batch_size'] != world * cfg.batch_size and main:
-            warnings.warn("The global batch differs from the checkpoint's: the data order will not continue exactly.")
-    if cfg.init_checkpoint and ckpt is None: load_checkpoint(cfg.init_checkpoint, model, arch=cfg.arch)   # e.g. SYSU-30k from ImageNet
-    net = DDP(model, device_ids=[device] if device.type == 'cuda' else None) if world > 1 else model
-    forward = torch.compile(net) if cfg.compile else net
-
-    def check_finite():
-        "Every process checks every parameter and buffer; a non-finite one stops the run before anything of it is saved."
-        bad = _nonfinite(model)
-        if world > 1 and all_reduce_mean(torch.tensor(float(bad is not None), device=device)).item() > 0: bad = bad or 'a tensor on another process'
-        if bad:
-            last = latest_checkpoint(out, require=RESUME_KEYS)[0] if main else None
-            raise FloatingPointError(f"By step {step} (lr {lr:.3g}) {bad} became non-finite (NaN or infinite); nothing from it was saved"
-                                     + (f", and {last} holds the last finite state" if last else '') + f". Lower lr (now {cfg.lr}) or "
-                                     "use precision='fp32', then continue with resume=auto.")
-
-    def checkpoint(epoch):
-        check_finite()
-        if main:
-            save_checkpoint(checkpoint_path(out, step), run_id=run_id, model=model.state_dict(), optimizer=opt.state_dict(),
-                            scaler=scaler.state_dict(), step=step, epoch=epoch, world_size=world, config=config_dict(cfg), rng=rng_state(),
-                            **({'online_linear': probe.state_dict()} if probe is not None else {}))
-            prune_checkpoints(out, cfg.keep_last, run_id)
-
-    if ckpt is None: knn = _knn_eval(model, cfg, knn_data, device, dtype)   # on every process
-    log = None
-    if main:
-        (out / 'config.yaml').write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False))
-        (out / 'run.json').write_text(json.dumps(dict(config=config_dict(cfg), processes=world, global_batch=global_batch,
-                                                      steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                                                      pretrain_images=len(views), resumed_from_step=step, run_id=run_id,
-                                                      **provenance(cfg.seed)), indent=2))
-        log = cleanup.enter_context(MetricsLog(out, resume=ckpt is not None))
-        if ckpt is not None: log.truncate_after(step)
-        print(f"{len(views)} pretraining images · global batch {global_batch} = {cfg.batch_size} per process × {world} "
-              f"process(es) × {cfg.accum_steps} accumulation · {steps_per_epoch} steps/epoch · {total_steps} steps · {device}"
-              + (f" · resuming at step {step}" if ckpt is not None else ''))
-        if ckpt is None:
-            log.log(0, epoch=0, knn_top1=knn, lr=0.0, momentum=cfg.base_momentum)
-            print(f"epoch 0 (untrained): kNN top-1 {knn:.2f}%")
-    barrier()
-
-    lr = 0.0
-    model.train()
-    with _StopRequest() as stop:
-        while step < total_steps:
-            epoch, first = divmod(step, steps_per_epoch)
-            sampler.set_epoch(epoch, first * cfg.accum_steps)
-            batches = iter(loader)
-            end = min(steps_per_epoch, first + total_steps - step)
-            bar = tqdm(range(first, end), desc=f'epoch {epoch + 1}/{cfg.epochs}', disable=not (progress and main), leave=False,
-                       mininterval=0.5 if sys.stderr.isatty() else 10)
-            losses, t0, seen = [], time.time(), 0
-            for _ in bar:
-                lr, momentum = lr_at(step, total_steps, warmup_steps, cfg.lr), momentum_schedule(step, total_steps, cfg.base_momentum)
-                for g in opt.param_groups: g['lr'] = lr
-                total = torch.zeros((), device=device, dtype=torch.float64)   # the logged loss, exact enough to compare runs
-                for micro in range(cfg.accum_steps):
-                    (v1, v2), labels = next(batches)
-                    v1, v2 = (v.to(device, dtype=param_dtype, non_blocking=True) for v in (v1, v2))
-                    if cfg.device_augment: v1, v2 = on_device[0](v1), on_device[1](v2)
-                    if cfg.channels_last: v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
-                    sync = contextlib.nullcontext() if world == 1 or micro == cfg.accum_steps - 1 else net.no_sync()
-                    with sync:
-                        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                            loss = forward(v1, v2, *multires_sizes(cfg, step, micro)) / cfg.accum_steps
-                        scaler.scale(loss).backward()
-                    if probe is not None: probe.learn(labels)
-                    total += loss.detach()
-                reduced = all_reduce_mean(torch.stack([total, torch.tensor(float(stop.signal is not None), device=device, dtype=torch.float64)]))
-                value, stopping = reduced[0].item(), reduced[1].item() > 0
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"Loss became {value} at step {step} (epoch {epoch + 1}); the run stopped before updating "
-                                             f"the weights, and the last checkpoint in {out} holds the last saved state. Lower lr "
-                                             f"(now {cfg.lr}), use precision='fp32', or resume from that checkpoint.")
-                scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
-                model.update_target(momentum)
-                if probe is not None: probe.step()
-                step += 1; seen += global_batch
-                losses.append(value)
-                if step % cfg.log_every == 0: check_finite()
-                if main:
-                    bar.set_postfix(loss=f'{value:.4f}', lr=f'{lr:.3g}', refresh=False)   # the bar redraws at its own pace
-                    if step % cfg.log_every == 0:
-                        log.log_step(step, loss=value, lr=lr, momentum=momentum, images_per_s=seen / (time.time() - t0))
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0: checkpoint(epoch)
-                if stopping:
-                    checkpoint(epoch); barrier()
-                    raise SystemExit(f"Stopped by {stop.signal or 'a signal on another process'} at step {step}; the checkpoint "
-                                     f"{checkpoint_path(out, step)} holds the run. Continue it with resume=auto.")
-            seconds = time.time() - t0
-            epoch_done = step % steps_per_epoch == 0 or step == total_steps
-            if epoch_done: check_finite()
-            knn = (_knn_eval(model, cfg, knn_data, device, dtype, probe.fc if probe else None) if epoch_done and (step == total_steps
-                   or (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0)) else None)   # on every process
-            if main and epoch_done:
-                row = dict(epoch=epoch + 1, loss=float(np.mean(losses)) if losses else None, lr=lr, momentum=momentum,
-                           images_per_s=seen / seconds if seconds else None, epoch_seconds=seconds)
-                if probe is not None: row['online_linear_train_top1'] = probe.train_top1()
-                if knn is not None:
-                    if probe is None: row['knn_top1'] = knn
-                    else: row['knn_top1'], row['online_linear_top1'] = knn
-                log.log(step, **row)
-                print(f"epoch {epoch + 1}: loss {row['loss']:.4f}" + (f"  kNN top-1 {row['knn_top1']:.2f}%" if 'knn_top1' in row else '')
-                      + (f"  online linear probe top-1 {row['online_linear_top1']:.2f}% (test)" if 'online_linear_top1' in row else '')
-                      + f"  ({row['images_per_s']:.0f} img/s)")
-            if epoch_done and not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0): checkpoint(epoch + 1)
-            barrier()
-    if world > 1: dist.destroy_process_group()
     return out
 
 # %% ../nbs/11_train.ipynb
