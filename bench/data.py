@@ -13,8 +13,8 @@ If a pipeline's rate is below the step's, the device waits for data.
 import argparse, time
 import torch
 from torch.utils.data import DataLoader
-from triplet_ssl.data import (Augmented, ResumableSampler, TwoViews, crop_flip, dataset_info, device_augmentation, open_dataset,
-                              ssl_augmentation, subset_dataset)
+from triplet_ssl.data import dataset_info, open_dataset, subset_dataset
+from triplet_ssl.augment import Augmented, ResumableSampler, device_views, ssl_views
 from triplet_ssl.train import Config, build_model
 from triplet_ssl.optim import build_optimizer
 
@@ -36,7 +36,7 @@ if a.synthetic_imagenet:   # ImageNet-like decoding and 224-pixel augmentation, 
         Image.fromarray(rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)).save(folder / f'{i}.jpg', quality=90)
 dev = torch.device(a.device)
 info = dataset_info(a.dataset)
-size, ch, mean, std = info['size'], info['channels'], info['mean'], info['std']
+ch = info['channels']
 ds = subset_dataset(open_dataset(a.dataset, a.data_dir, 'pretrain'), a.batch_size * (a.batches + 2), 0)
 
 def loader_rate(transform):
@@ -50,9 +50,9 @@ def loader_rate(transform):
 def sync():
     if dev.type == 'cuda': torch.cuda.synchronize()
 
-full, _ = loader_rate(TwoViews(ssl_augmentation(1, size, ch, mean, std), ssl_augmentation(2, size, ch, mean, std)))
-split, ((c1, c2), _) = loader_rate(TwoViews(crop_flip(size), crop_flip(size)))
-augs = [device_augmentation(v, size, ch, mean, std).to(dev) for v in (1, 2)]
+full, _ = loader_rate(ssl_views(info))
+split, ((c1, c2), _) = loader_rate(ssl_views(info, device_augment=True))
+augs = [a.to(dev) for a in device_views(info)]
 c1, c2 = c1.to(dev), c2.to(dev)
 augs[0](c1); augs[1](c2); sync()
 t = time.time()

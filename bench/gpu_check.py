@@ -181,8 +181,8 @@ PIPE = {}
 
 def pipeline_row(device_side):
     from torch.utils.data import DataLoader
-    from triplet_ssl.data import (Augmented, ResumableSampler, TwoViews, crop_flip, dataset_info, device_augmentation, open_dataset,
-                                  ssl_augmentation)
+    from triplet_ssl.data import dataset_info, open_dataset
+    from triplet_ssl.augment import Augmented, ResumableSampler, TwoViews, crop_flip, device_augmentation, ssl_augmentation
     batches = 3 if Q else 8
     if 'root' not in PIPE: PIPE['root'] = synthetic_jpegs(B * (batches + 1))
     info = dataset_info('image_folder'); mean, std = info['mean'], info['std']

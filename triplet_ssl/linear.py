@@ -15,7 +15,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
-from .data import Augmented, ResumableSampler, dataset_info, eval_transform, open_dataset, subset_dataset
+from .data import count_classes, dataset_info, dataset_labels, open_dataset, subset_dataset
+from .augment import Augmented, ResumableSampler, eval_transform
 from .distributed import all_reduce_sum, convert_sync_batchnorm, init_distributed, shard
 from .evaluate import extract_features, knn_evaluate, sharded_features
 from .config import coerce_fields, read_params
@@ -26,7 +27,7 @@ from .optim import lr_at
 __all__ = ['PROTOCOLS', 'SUBSETS_DIR', 'STANDARD_SUBSETS', 'EvalConfig', 'load_eval_config', 'class_balanced_subset',
            'subset_file_name', 'write_subset', 'read_subset', 'standard_subset_file', 'read_names', 'named_subset',
            'Classifier', 'topk_correct', 'evaluate_classifier', 'fit', 'linear_train_transform', 'linear_eval',
-           'finetune', 'linear_eval_features', 'dataset_labels', 'evaluate_checkpoint', 'main']
+           'finetune', 'linear_eval_features', 'evaluate_checkpoint', 'main']
 
 # %% ../nbs/12_linear.ipynb
 PROTOCOLS = ('linear', 'linear_features', 'finetune', 'knn')
@@ -242,13 +243,6 @@ def linear_eval_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: t
     return dict(top1=100.0 * c1 / len(test_y), top5=100.0 * c5 / len(test_y), train_top1=rows[-1]['train_top1'])
 
 # %% ../nbs/12_linear.ipynb
-def dataset_labels(ds) -> torch.Tensor:
-    "The labels of a dataset without decoding its images where it keeps them apart (in-memory labels, file lists, subsets)."
-    if isinstance(ds, torch.utils.data.Subset): return dataset_labels(ds.dataset)[torch.as_tensor(ds.indices)]
-    if hasattr(ds, 'labels'): return torch.as_tensor(ds.labels)
-    if hasattr(ds, 'samples'): return torch.tensor([int(y) for _, y in ds.samples])
-    return torch.tensor([int(y) for _, y in ds])
-
 def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **kwargs) -> dict:
     """Run `cfg.protocol` on the backbone of `checkpoint`; returns the results (also in <out_dir>/results.json).
     Under torchrun, the processes share the work (one DDP job); rank 0 writes the files."""
@@ -266,7 +260,7 @@ def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **
     if main: out.mkdir(parents=True, exist_ok=True)
     train_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train'), cfg.train_size, cfg.seed)
     test_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test'), cfg.test_size, cfg.seed)
-    num_classes = info['num_classes'] or int(dataset_labels(train_set).max()) + 1
+    num_classes = count_classes(train_set, cfg.dataset)
     subset_file = None
     if list_file:
         if cfg.train_size: raise ValueError(f"train_size={cfg.train_size} draws a random part of the labelled split, which the list of image "

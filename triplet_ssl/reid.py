@@ -13,12 +13,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
+from .data import Sysu30kTrain   # the training images live in 01_data (read by the trainer)
 
 # %% auto 0
 __all__ = ['DISTRACTOR_FOLDER', 'IMAGE_EXTENSIONS', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ReidSplit',
            'parse_reid_folder', 'sysu30k_test', 'write_synthetic_sysu30k', 'ReidImages', 'flip_features',
-           'extract_reid_features', 'scoring_memory_bytes', 'reid_metrics', 'load_backbone', 'evaluate_sysu30k',
-           'Sysu30kTrain', 'main']
+           'extract_reid_features', 'scoring_memory_bytes', 'reid_metrics', 'load_backbone', 'evaluate_sysu30k', 'main']
 
 # %% ../nbs/19_reid.ipynb
 DISTRACTOR_FOLDER = '0000others'
@@ -214,43 +214,6 @@ def evaluate_sysu30k(net: nn.Module, root, work_dir, batch_size: int = 128, devi
                   extract_seconds=round(t1 - t0, 1), score_seconds=round(time.time() - t1, 1))
     (work_dir / 'metrics.json').write_text(json.dumps(result, indent=2))
     return result
-
-# %% ../nbs/19_reid.ipynb
-class Sysu30kTrain(Dataset):
-    "SYSU-30k training images: `root`/sysu_train_set_all/<BAG>/<image>; items are (transform(image), bag_label)."
-    def __init__(self, root, transform=None, list_file=None, bad_images: str = 'fail'):
-        if bad_images not in ('fail', 'skip'): raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}.")
-        root = Path(root)
-        if (root / 'sysu_train_set_all').is_dir(): root = root / 'sysu_train_set_all'
-        if not root.is_dir(): raise FileNotFoundError(f"{str(root)!r} does not exist: pass the unpacked sysu_train_set_all/ (or its parent).")
-        self.root, self.transform, self.bad_images = root, transform, bad_images
-        if list_file is not None:
-            if not Path(list_file).is_file(): raise FileNotFoundError(f"List file {str(list_file)!r} does not exist (e.g. the released train.txt).")
-            rel = [l.strip().removeprefix('sysu_train_set_all/') for l in Path(list_file).read_text().splitlines() if l.strip()]
-        else:
-            rel = []
-            for bag in sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith('.')):
-                rel += sorted(f'{bag}/{f.name}' for f in os.scandir(root / bag) if f.name.lower().endswith(IMAGE_EXTENSIONS))
-        bad = [p for p in rel[:1000] if p.count('/') != 1 or not p.split('/')[0].isdigit()]
-        if bad: raise ValueError(f"Training path {bad[0]!r} is not <BAG>/<image> with a numeric bag folder (relative to {root}).")
-        if not rel: raise ValueError(f"No training images under {root} (expected <BAG>/<image>.jpg).")
-        self.paths = np.array(rel, dtype=np.bytes_)
-        bags = np.array([p.split('/')[0] for p in rel])
-        self.bags, self.labels = np.unique(bags, return_inverse=True)
-        self.labels, self.classes = self.labels.astype(np.int32), list(self.bags)
-
-    def __len__(self): return len(self.paths)
-    def __getitem__(self, i):
-        for attempt in range(len(self)):   # bad_images='skip': the next readable image instead
-            j = (i + attempt) % len(self)
-            path = self.root / self.paths[j].decode()
-            try:
-                with Image.open(path) as im: x = TF.pil_to_tensor(im.convert('RGB'))
-            except Exception as e:
-                if self.bad_images == 'fail': raise RuntimeError(f"Cannot read image {path}: {e}. Fix or remove it, or pass bad_images='skip'.") from None
-                warnings.warn(f"Cannot read image {path}: {e}; skipped (bad_images='skip')."); continue
-            return (self.transform(x) if self.transform else x), int(self.labels[j])
-        raise RuntimeError(f"No readable image under {self.root}.")
 
 # %% ../nbs/19_reid.ipynb
 def main(argv=None):

@@ -16,8 +16,8 @@ from fastcore.basics import patch   # a class's methods in their own cells, as n
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm   # text bars: the same in a terminal, JupyterLab and papermill logs
-from .data import (Augmented, ResumableSampler, TwoViews, dataset_info, eval_transform, open_dataset,
-                              ssl_augmentation, subset_dataset, crop_flip, device_augmentation)
+from .data import count_classes, dataset_info, open_dataset, subset_dataset
+from .augment import Augmented, ResumableSampler, TwoViews, eval_transform, ssl_augmentation, crop_flip, device_augmentation
 from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
 from .models import SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_schedule
 from .optim import build_optimizer, lr_at
@@ -53,12 +53,6 @@ def build_model(cfg: Config, channels: int) -> SiameseSSL:
     return build_ssl(cfg.method, backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.temperature, cfg.queue_size)
 
 # %% ../nbs/11_train.ipynb
-def _num_classes(ds) -> int:
-    "Classes of a dataset (or a Subset of one) from its labels, without decoding images."
-    base = ds.dataset if isinstance(ds, torch.utils.data.Subset) else ds
-    if getattr(base, 'classes', None): return len(base.classes)
-    return int(torch.as_tensor(base.labels).max()) + 1
-
 def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[float, float]:
     "kNN top-1 (%) of the online backbone, every process embedding its share; with `probe`, also rank 0's online linear probe's top-1 on the same test features."
     bank, test, num_classes = knn_data
@@ -107,8 +101,8 @@ def build_data(cfg: Config, rank: int, world: int, device: torch.device) -> Pret
     split = lambda name, n: Augmented(subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, name, cfg.bad_images), n, cfg.seed), tf)
     bank, queries = split('train', cfg.knn_bank_size), split('test', cfg.knn_test_size)
     return PretrainData(views, sampler, loader, on_device, steps_per_epoch, total_steps, round(cfg.warmup_epochs * steps_per_epoch),
-                        cfg.batch_size * world * cfg.accum_steps, (bank, queries, info['num_classes'] or _num_classes(bank.dataset)),
-                        (info['num_classes'] or _num_classes(pretrain)) if cfg.online_linear else None)
+                        cfg.batch_size * world * cfg.accum_steps, (bank, queries, count_classes(bank, cfg.dataset)),
+                        count_classes(pretrain, cfg.dataset) if cfg.online_linear else None)
 
 # %% ../nbs/11_train.ipynb
 class Pretraining:
