@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb 3
 from __future__ import annotations
-import gzip, io, os, pickle, struct, warnings, zlib
+import gzip, os, pickle, struct, warnings, zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
