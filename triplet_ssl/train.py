@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm   # text bars: the same in a terminal, JupyterLab and papermill logs
 from .data import count_classes, dataset_info, open_dataset, subset_dataset
-from .augment import Augmented, ResumableSampler, TwoViews, eval_transform, ssl_augmentation, crop_flip, device_augmentation
+from .augment import Augmented, ResumableSampler, device_views, eval_transform, ssl_views
 from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
 from .models import SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_schedule
 from .optim import build_optimizer, lr_at
@@ -84,12 +84,8 @@ def build_data(cfg: Config, rank: int, world: int, device: torch.device) -> Pret
     info = dataset_info(cfg.dataset)
     size, ch, mean, std = cfg.image_size or info['size'], info['channels'], info['mean'], info['std']
     pretrain = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'pretrain', cfg.bad_images), cfg.train_size, cfg.seed)
-    on_device = None
-    if cfg.device_augment:
-        views = Augmented(pretrain, TwoViews(crop_flip(size), crop_flip(size)), seed=cfg.seed)
-        on_device = [device_augmentation(v, size, ch, mean, std).to(device) for v in (1, 2)]
-    else:
-        views = Augmented(pretrain, TwoViews(ssl_augmentation(1, size, ch, mean, std), ssl_augmentation(2, size, ch, mean, std)), seed=cfg.seed)
+    views = Augmented(pretrain, ssl_views(info, size, cfg.device_augment), seed=cfg.seed)
+    on_device = [m.to(device) for m in device_views(info, size)] if cfg.device_augment else None
     sampler = ResumableSampler(views, cfg.batch_size, world, rank, cfg.seed)
     loader = DataLoader(views, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
                         pin_memory=device.type == 'cuda', worker_init_fn=loader_worker_init, persistent_workers=cfg.num_workers > 0)
