@@ -56,7 +56,7 @@ def _read_pickle(path: Path):
         with open(path, 'rb') as f: return _ArrayUnpickler(f, encoding='latin1').load()   # latin1: pickles written by Python 2
     except Exception as e:
         raise CheckpointError(f"{path} cannot be read as a detectron2 .pkl ({_first_line(e)}); only pickles of numpy arrays are read "
-                              "(a pickle can run code). Export it again with `python -m triplet_ssl.detectron2_runner export`.") from None
+                              "(a pickle can run code). Write it again with export_detectron2 from the checkpoint it came from.") from None
 
 def read_backbone(path) -> tuple[dict, str | None, str]:
     """The backbone weights (torchvision names), arch (None where the file does not record it) and format of the checkpoint
