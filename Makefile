@@ -88,7 +88,7 @@ lab: setup
 clean:
 	rm -rf runs build dist *.egg-info _build _docs
 
-# detectron2, optional: the paper's detection protocol (`python -m triplet_ssl.detection train ...`). From a folder
+# detectron2, optional: the paper's detection protocol (`python -m triplet_ssl.detectron2_runner train ...`). From a folder
 # of wheels (D2_WHEELS=DIR, e.g. the CPU build in ../shared/wheels), else built from its source as its install
 # guide says (needs gcc; on a GPU machine a CUDA toolkit matching torch.version.cuda, and CONSTRAINTS= for torch).
 .PHONY: detectron2

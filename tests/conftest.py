@@ -18,7 +18,7 @@ def pytest_unconfigure(config):
 # start many processes or whole runs. `make test` (CI) runs every test.
 SLOW_MODULES = {'test_faults', 'test_config_errors', 'test_packaging', 'test_docs', 'test_lab', 'test_experiments',
                 'test_ddp_train', 'test_ddp_loss', 'test_distributed_eval', 'test_gpu_check', 'test_detection'}
-SLOW_NOTEBOOKS = ('04_models', '03_distributed', '11_train', '10_evaluate', '12_linear', '17_detection', '19_reid')
+SLOW_NOTEBOOKS = ('04_models', '03_distributed', '11_train', '10_evaluate', '12_linear', '19_reid')
 
 
 def pytest_configure(config):

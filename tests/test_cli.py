@@ -39,9 +39,9 @@ def test_train_help_lists_every_config_field_with_type_default_and_description()
 @pytest.mark.parametrize('command, expected', [
     (['triplet_ssl.linear', '--help'], [r'protocol\s+str\s+linear\s+.linear. \(paper\)', r'label_fraction\s+float \| None\s+None\s+fraction of the labelled split']),
     (['triplet_ssl.interop', '--help'], [r'CKPT\s+path\s+required\s+this package', r'arch\s+str\s+None\s+export']),
-    (['triplet_ssl.detection', 'train', '--help'], [r'--gpus GPUS\s+GPUs \(processes\) on this machine \(int, default 1\)',
+    (['triplet_ssl.detectron2_runner', 'train', '--help'], [r'--gpus GPUS\s+GPUs \(processes\) on this machine \(int, default 1\)',
                                                     r'config\s+detectron2 config file', r'--eval-only\s+evaluate the weights without training \(flag\)']),
-    (['triplet_ssl.detection', 'export', '--help'], [r'out\s+the detectron2 \.pkl to write \(str\)']),
+    (['triplet_ssl.detectron2_runner', 'export', '--help'], [r'out\s+the detectron2 \.pkl to write \(str\)']),
     (['triplet_ssl.reid', '--help'], [r'--batch-size BATCH_SIZE\s+images per forward pass \(int, default 128\)',
                                       r'test_root\s+sysu_test_set_all/']),
 ])

@@ -12,12 +12,12 @@ def run(*args):
 
 
 def test_export_cli_round_trip(tmp_path):
-    from triplet_ssl.detection import detectron2_to_torchvision
+    from triplet_ssl.interop import detectron2_to_torchvision
     from triplet_ssl.models import TripletSSL, build_backbone
-    from triplet_ssl.train import save_checkpoint
+    from triplet_ssl.runs import save_checkpoint
     model = TripletSSL(build_backbone('resnet50'), 64, 16, 64)
     save_checkpoint(tmp_path / 'ckpt.pt', model=model.state_dict(), config=dict(arch='resnet50'), epoch=1, step=10)
-    r = run('-m', 'triplet_ssl.detection', 'export', str(tmp_path / 'ckpt.pt'), str(tmp_path / 'r50.pkl'))
+    r = run('-m', 'triplet_ssl.detectron2_runner', 'export', str(tmp_path / 'ckpt.pt'), str(tmp_path / 'r50.pkl'))
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'wrote' in r.stdout and '265 tensors' in r.stdout
     with open(tmp_path / 'r50.pkl', 'rb') as f: raw = pickle.load(f)
@@ -29,7 +29,7 @@ def test_export_cli_round_trip(tmp_path):
 
 
 def test_export_cli_errors_are_clear(tmp_path):
-    r = run('-m', 'triplet_ssl.detection', 'export', str(tmp_path / 'missing.pt'), str(tmp_path / 'x.pkl'))
+    r = run('-m', 'triplet_ssl.detectron2_runner', 'export', str(tmp_path / 'missing.pt'), str(tmp_path / 'x.pkl'))
     assert r.returncode != 0 and 'does not exist' in r.stderr and 'Traceback' not in r.stderr
 
 
@@ -37,8 +37,10 @@ def test_faster_rcnn_learns_synthetic_voc(tmp_path):
     """A few hundred CPU steps of a ResNet-18 Faster R-CNN (FPN, from scratch) on rectangles vs ellipses reach a clear AP50,
     by COCOeval and by the VOC devkit's rule; with detectron2 installed, its VOC evaluator gives our VOC07 numbers on the
     same predictions."""
-    from triplet_ssl.detection import (SHAPES, VOCDetection, build_detector, detection_ap, evaluate_detector, finetune, predict,
-                                       write_synthetic_voc, detectron2_available)
+    from triplet_ssl.detection import build_detector, evaluate_detector, finetune_detector, predict
+    from triplet_ssl.detection_data import SHAPES, VOCDetection, write_synthetic_voc
+    from triplet_ssl.detection_metrics import detection_ap
+    from triplet_ssl.detectron2_runner import detectron2_available
     torch.set_num_threads(2)
     root = write_synthetic_voc(tmp_path / 'voc', n_train=256, n_test=64, size=64, seed=0)
     train, test = VOCDetection(root, 'trainval', SHAPES), VOCDetection(root, 'test', SHAPES)
@@ -49,7 +51,7 @@ def test_faster_rcnn_learns_synthetic_voc(tmp_path):
                            rpn_post_nms_top_n_test=50, rpn_batch_size_per_image=64, box_batch_size_per_image=32)
     untrained = evaluate_detector(model, test, 2)
     t0 = time.time()
-    losses = finetune(model, train, steps=200, lr=0.02, batch_size=8, warmup=20, log_every=25)
+    losses = finetune_detector(model, train, steps=200, lr=0.02, batch_size=8, warmup=20, log_every=25)
     preds, targets = predict(model, test)
     result, voc = detection_ap(preds, targets, 2), detection_ap(preds, targets, 2, method='voc07')
     print(f"untrained AP50 {untrained['AP50']:.1f} -> trained {result} in {time.time() - t0:.0f}s; VOC07 {voc}")
@@ -102,7 +104,8 @@ def test_coco_ap_equals_pycocotools_on_files(tmp_path):
     import contextlib, io, json
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    from triplet_ssl.detection import COCO_STATS, CocoDetection, detection_ap
+    from triplet_ssl.detection_data import CocoDetection
+    from triplet_ssl.detection_metrics import COCO_STATS, detection_ap
     rng, checked_crowd = np.random.default_rng(0), 0
     for case in range(40):
         cat_ids = sorted(rng.choice(np.arange(1, 90), int(rng.integers(1, 4)), replace=False).tolist())
@@ -194,7 +197,7 @@ def _devkit_map(scenes, n_classes, use_07_metric=True):
 
 def test_voc07_equals_devkit_rule_on_random_cases():
     "60 random cases with difficult objects and overlapping boxes: detection_ap(method='voc07' and 'area') == the devkit's rule."
-    from triplet_ssl.detection import detection_ap
+    from triplet_ssl.detection_metrics import detection_ap
     rng, tested = np.random.default_rng(1), 0
     while tested < 60:
         n_classes = int(rng.integers(1, 4))
@@ -215,7 +218,7 @@ def test_voc07_equals_devkit_rule_on_random_cases():
 
 def _skip_without_detectron2():
     import pytest
-    from triplet_ssl.detection import DETECTRON2_MISSING, detectron2_available
+    from triplet_ssl.detectron2_runner import DETECTRON2_MISSING, detectron2_available
     if not detectron2_available(): pytest.skip(DETECTRON2_MISSING)
 
 
@@ -257,7 +260,8 @@ def _as_devkit_reads_them(preds):
 def test_voc07_equals_detectron2_evaluator_on_random_predictions(tmp_path):
     "Random predictions (near and off the boxes, a quarter of the objects difficult): our VOC07 AP/AP50/AP75 == detectron2's."
     _skip_without_detectron2()
-    from triplet_ssl.detection import SHAPES, VOCDetection, detection_ap, write_synthetic_voc
+    from triplet_ssl.detection_data import SHAPES, VOCDetection, write_synthetic_voc
+    from triplet_ssl.detection_metrics import detection_ap
     root = write_synthetic_voc(tmp_path / 'voc', n_train=0, n_test=24, max_objects=3, difficult=0.25, seed=3)
     targets, rng = VOCDetection(root, 'test', SHAPES).targets, np.random.default_rng(0)
     preds = []
@@ -284,14 +288,15 @@ D2_CPU_SMOKE = [   # the paper's VOC config, shrunk to a CPU smoke run: BN (Sync
 
 
 def test_detectron2_train_cli_end_to_end(tmp_path):
-    """export -> `python -m triplet_ssl.detection train configs/detectron2/voc_R_50_C4_24k.yaml` on a synthetic VOC2007 (VOC
+    """export -> `python -m triplet_ssl.detectron2_runner train configs/detectron2/voc_R_50_C4_24k.yaml` on a synthetic VOC2007 (VOC
     class names, full devkit XML) -> detectron2's VOC evaluator: AP rows exist and are finite, and every backbone (and res5)
     parameter of the trained model comes from our export, not from detectron2's random initialisation."""
     _skip_without_detectron2()
     import json, math
-    from triplet_ssl.detection import VOC_CLASSES, load_detectron2_pkl, write_synthetic_voc
+    from triplet_ssl.detection_data import VOC_CLASSES, write_synthetic_voc
+    from triplet_ssl.interop import load_detectron2_pkl
     from triplet_ssl.models import TripletSSL, build_backbone
-    from triplet_ssl.train import save_checkpoint
+    from triplet_ssl.runs import save_checkpoint
     torch.manual_seed(0)
     net = build_backbone('resnet50')
     with torch.no_grad():   # BN values unlike any fresh initialisation (weight 1, bias 0, mean 0, var 1), so loading shows
@@ -299,11 +304,11 @@ def test_detectron2_train_cli_end_to_end(tmp_path):
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.weight.uniform_(0.5, 1.5); m.bias.uniform_(-0.1, 0.1); m.running_mean.uniform_(-0.1, 0.1); m.running_var.uniform_(0.5, 1.5)
     save_checkpoint(tmp_path / 'ckpt.pt', model=TripletSSL(net, 64, 16, 64).state_dict(), config=dict(arch='resnet50'), epoch=1, step=1)
-    r = run('-m', 'triplet_ssl.detection', 'export', str(tmp_path / 'ckpt.pt'), str(tmp_path / 'r50.pkl'))
+    r = run('-m', 'triplet_ssl.detectron2_runner', 'export', str(tmp_path / 'ckpt.pt'), str(tmp_path / 'r50.pkl'))
     assert r.returncode == 0, r.stderr[-3000:]
     write_synthetic_voc(tmp_path / 'datasets' / 'VOC2007', n_train=8, n_test=8, max_objects=3, classes=VOC_CLASSES, difficult=0.2)
     t0 = time.time()
-    r = run('-m', 'triplet_ssl.detection', 'train', 'configs/detectron2/voc_R_50_C4_24k.yaml', str(tmp_path / 'r50.pkl'),
+    r = run('-m', 'triplet_ssl.detectron2_runner', 'train', 'configs/detectron2/voc_R_50_C4_24k.yaml', str(tmp_path / 'r50.pkl'),
             '--datasets', str(tmp_path / 'datasets'), '--output', str(tmp_path / 'out'), *D2_CPU_SMOKE)
     print(f"detectron2 train + eval: {time.time() - t0:.0f}s")
     assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
@@ -327,7 +332,7 @@ def test_detectron2_train_cli_end_to_end(tmp_path):
 
 
 def _synthetic_voc2007(tmp_path):
-    from triplet_ssl.detection import VOC_CLASSES, VOCDetection, write_synthetic_voc
+    from triplet_ssl.detection_data import VOC_CLASSES, VOCDetection, write_synthetic_voc
     root = write_synthetic_voc(tmp_path / 'VOCdevkit' / 'VOC2007', n_train=6, n_test=6, max_objects=3, classes=VOC_CLASSES, difficult=0.3, seed=5)
     return root, VOCDetection(root, 'test')
 
@@ -335,7 +340,7 @@ def _synthetic_voc2007(tmp_path):
 def test_synthetic_voc_is_read_by_torchvision(tmp_path):
     "torchvision's VOCDetection reads write_synthetic_voc's folder and finds the objects our reader finds, with every devkit field."
     import torchvision
-    from triplet_ssl.detection import VOC_CLASSES
+    from triplet_ssl.detection_data import VOC_CLASSES
     root, ours = _synthetic_voc2007(tmp_path)
     tv = torchvision.datasets.VOCDetection(str(tmp_path), year='2007', image_set='test', download=False)
     assert len(tv) == len(ours) == 6
@@ -355,7 +360,7 @@ def test_synthetic_voc_is_read_by_detectron2(tmp_path):
     _skip_without_detectron2()
     from detectron2.data.datasets.pascal_voc import load_voc_instances
     from detectron2.evaluation.pascal_voc_evaluation import parse_rec
-    from triplet_ssl.detection import VOC_CLASSES
+    from triplet_ssl.detection_data import VOC_CLASSES
     root, ours = _synthetic_voc2007(tmp_path)
     dicts = load_voc_instances(str(root), 'test', VOC_CLASSES)
     assert [d['image_id'] for d in dicts] == ours.ids

@@ -49,7 +49,8 @@ def test_sdist_and_wheel_contents(venv):
               'triplet_ssl/assets/fashion-mnist-sample/t10k-labels-idx1-ubyte.gz'):
         assert f in wheel_names, f
     scripts = zipfile.ZipFile(wheel).read(next(n for n in wheel_names if n.endswith('entry_points.txt'))).decode()
-    for name in ('train', 'linear', 'interop', 'detection', 'reid'): assert f'triplet-ssl-{name} = triplet_ssl.{name}:main' in scripts
+    for name, module in (('train', 'train'), ('linear', 'linear'), ('interop', 'interop'), ('detection', 'detectron2_runner'), ('reid', 'reid')):
+        assert f'triplet-ssl-{name} = triplet_ssl.{module}:main' in scripts
 
 
 def test_console_scripts_from_an_installed_wheel(venv):

@@ -38,7 +38,7 @@ def test_sysu30k_layout_end_to_end(tmp_path):
 def test_reid_notebook_runs_with_papermill(tmp_path):
     from triplet_ssl.models import TripletSSL, build_backbone
     from triplet_ssl.reid import write_synthetic_sysu30k
-    from triplet_ssl.train import save_checkpoint
+    from triplet_ssl.runs import save_checkpoint
     root = write_synthetic_sysu30k(tmp_path / 'data', n_ids=3, n_distractors=10)
     save_checkpoint(tmp_path / 'ckpt.pt', model=TripletSSL(build_backbone('resnet18'), 32, 16, 32).state_dict(), config=dict(arch='resnet18'))
     out = tmp_path / 'run'

@@ -13,12 +13,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
+from . import interop
 from .data import Sysu30kTrain   # the training images live in 01_data (read by the trainer)
 
 # %% auto 0
 __all__ = ['DISTRACTOR_FOLDER', 'IMAGE_EXTENSIONS', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ReidSplit',
            'parse_reid_folder', 'sysu30k_test', 'write_synthetic_sysu30k', 'ReidImages', 'flip_features',
-           'extract_reid_features', 'scoring_memory_bytes', 'reid_metrics', 'load_backbone', 'evaluate_sysu30k', 'main']
+           'extract_reid_features', 'scoring_memory_bytes', 'reid_metrics', 'evaluate_sysu30k', 'main']
 
 # %% ../nbs/19_reid.ipynb
 DISTRACTOR_FOLDER = '0000others'
@@ -174,29 +175,6 @@ def reid_metrics(qf, q_ids, q_cams, gf, g_ids, g_cams, ranks=(1, 5, 10), block_s
     return dict(out, mAP=maps[f'mAP_{ap}'], **maps, ap=ap, queries=n, queries_without_match=unmatched)
 
 # %% ../nbs/19_reid.ipynb
-def load_backbone(checkpoint, arch: str | None = None) -> nn.Module:
-    "The backbone saved in `checkpoint` (a triplet-ssl checkpoint or a torchvision ResNet state_dict), ready for features."
-    from triplet_ssl.models import build_backbone
-    path = Path(checkpoint)
-    if not path.is_file(): raise FileNotFoundError(f"Checkpoint {str(path)!r} does not exist.")
-    sd = torch.load(path, map_location='cpu', weights_only=True)
-    if isinstance(sd, dict) and isinstance(sd.get('model'), dict):
-        saved = (sd.get('config') or {}).get('arch')
-        if arch not in (None, saved) and saved is not None:
-            raise ValueError(f"{path} holds a {saved!r} backbone but arch={arch!r} was asked for; use arch={saved!r}.")
-        arch, sd = arch or saved, sd['model']
-    sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')} or {k: v for k, v in sd.items() if not k.startswith('fc.')}
-    if arch is None: raise ValueError(f"{path} does not say its arch: pass arch (e.g. 'resnet50').")
-    net = build_backbone(arch)
-    try: net.load_state_dict(sd)
-    except RuntimeError as e: raise ValueError(f"{path} does not fit {arch}: {str(e).splitlines()[1].strip()}") from None
-    return net
-#
-# `evaluate_sysu30k` parses the test set, extracts query and gallery features to `work_dir`
-# (`query.npy`, `gallery.npy`; kept, so a rerun with `reuse=True` only scores), scores them and
-# writes `metrics.json`.
-
-# %% ../nbs/19_reid.ipynb
 def evaluate_sysu30k(net: nn.Module, root, work_dir, batch_size: int = 128, device='cpu', dtype=None, num_workers: int = 4,
                      store_dtype=np.float16, block_size: int = 32768, reuse: bool = False, progress: bool = False,
                      ap: str = 'trapezoid') -> dict:
@@ -222,7 +200,7 @@ def main(argv=None):
     from triplet_ssl.cli import ArgparseHelp
     p = argparse.ArgumentParser(prog='python -m triplet_ssl.reid', formatter_class=ArgparseHelp,
                                 description="SYSU-30k re-identification: rank-1/5/10 and mAP of a checkpoint's backbone on the test set.")
-    p.add_argument('checkpoint', help="triplet-ssl checkpoint or torchvision ResNet state_dict")
+    p.add_argument('checkpoint', help="this package's run checkpoint, an OpenSelfSup/mmcv file or a torchvision state_dict (09_interop reads them)")
     p.add_argument('test_root', help='sysu_test_set_all/ (holding query/ and gallery/) or a folder holding it')
     p.add_argument('--arch', default=None, help="backbone arch; None: the checkpoint's")
     p.add_argument('--out-dir', default='runs/sysu30k', help='where query.npy, gallery.npy and metrics.json are written')
@@ -233,7 +211,7 @@ def main(argv=None):
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if a.device == 'auto' else a.device
     try:
-        res = evaluate_sysu30k(load_backbone(a.checkpoint, a.arch), a.test_root, a.out_dir, a.batch_size, device,
+        res = evaluate_sysu30k(interop.load_backbone(a.checkpoint, a.arch), a.test_root, a.out_dir, a.batch_size, device,
                                torch.bfloat16 if device == 'cuda' else None, a.num_workers, reuse=a.reuse)
     except (FileNotFoundError, ValueError) as e: raise SystemExit(f"error: {e}") from None
     print(json.dumps(res, indent=2))
