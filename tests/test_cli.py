@@ -18,7 +18,8 @@ def papermill(*args):
 
 
 def test_train_help_lists_every_config_field_with_type_default_and_description():
-    from triplet_ssl.cli import CONFIG_GROUPS, params_of, show_value
+    from triplet_ssl.cli import params_of, show_value
+    from triplet_ssl.config import CONFIG_GROUPS
     from triplet_ssl.train import Config
     r = run('-m', 'triplet_ssl.train', '--help')
     assert r.returncode == 0 and r.stderr == '', r.stderr

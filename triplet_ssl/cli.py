@@ -9,8 +9,8 @@ from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto 0
-__all__ = ['CONFIG_GROUPS', 'KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'params_of', 'show_value', 'format_help', 'ArgparseHelp',
-           'check_parameters', 'asset', 'presets', 'preset_path']
+__all__ = ['KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'params_of', 'show_value', 'format_help', 'ArgparseHelp', 'check_parameters',
+           'asset', 'presets', 'preset_path']
 
 # %% ../nbs/07_cli.ipynb
 def type_name(anno) -> str:
@@ -34,18 +34,6 @@ def params_of(obj) -> list[dict]:
             for name, d in docments(obj, full=True).items() if name != 'return']
 
 # %% ../nbs/07_cli.ipynb
-CONFIG_GROUPS = {   # the README's parameter table: `triplet_ssl.train.Config`'s fields by what they set
-    'data': ['dataset', 'data_dir', 'train_size', 'image_size', 'bad_images'],
-    'method and network': ['method', 'arch', 'sync_bn', 'proj_hidden', 'proj_dim', 'pred_hidden'],
-    'loss': ['deputy', 'gamma', 'margin', 'negatives', 'mining_groups', 'temperature', 'queue_size'],
-    'schedule': ['epochs', 'max_steps', 'batch_size', 'accum_steps', 'optimizer', 'lr', 'sgd_momentum', 'weight_decay',
-                 'warmup_epochs', 'base_momentum'],
-    'speed': ['multires', 'online_sizes', 'target_sizes', 'precision', 'channels_last', 'device_augment', 'compile',
-              'num_workers', 'device'],
-    'evaluation': ['knn_k', 'knn_t', 'knn_bank_size', 'knn_test_size', 'knn_every', 'online_linear', 'online_linear_lr'],
-    'run folder': ['out_dir', 'seed', 'log_every', 'checkpoint_every', 'keep_last', 'resume', 'overwrite', 'init_checkpoint'],
-}
-
 def show_value(v) -> str:
     "A default as it is typed on a command line (`key=value`, parsed as YAML): tuples as lists, strings bare."
     return f"[{', '.join(map(show_value, v))}]" if isinstance(v, (tuple, list)) else str(v)

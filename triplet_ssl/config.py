@@ -14,7 +14,8 @@ from .models import ARCHS, METHODS
 from .runs import _first_line
 
 # %% auto 0
-__all__ = ['CHOICES', 'LAUNCH_KEYS', 'Config', 'config_fields', 'config_dict', 'coerce_fields', 'read_params', 'load_config']
+__all__ = ['CHOICES', 'LAUNCH_KEYS', 'CONFIG_GROUPS', 'Config', 'config_fields', 'config_dict', 'coerce_fields', 'read_params',
+           'load_config']
 
 # %% ../nbs/08_config.ipynb
 CHOICES = dict(method=tuple(METHODS), precision=('auto', 'fp32', 'bf16', 'fp16', 'fp64'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
@@ -113,6 +114,18 @@ class Config:
         for name in ('online_sizes', 'target_sizes'):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1]: raise ValueError(f"{name} must be (min, max) sizes, got {lo_hi!r}.")
+
+CONFIG_GROUPS = {   # --help and the README's parameter table: Config's fields by what they set
+    'data': ['dataset', 'data_dir', 'train_size', 'image_size', 'bad_images'],
+    'method and network': ['method', 'arch', 'sync_bn', 'proj_hidden', 'proj_dim', 'pred_hidden'],
+    'loss': ['deputy', 'gamma', 'margin', 'negatives', 'mining_groups', 'temperature', 'queue_size'],
+    'schedule': ['epochs', 'max_steps', 'batch_size', 'accum_steps', 'optimizer', 'lr', 'sgd_momentum', 'weight_decay',
+                 'warmup_epochs', 'base_momentum'],
+    'speed': ['multires', 'online_sizes', 'target_sizes', 'precision', 'channels_last', 'device_augment', 'compile',
+              'num_workers', 'device'],
+    'evaluation': ['knn_k', 'knn_t', 'knn_bank_size', 'knn_test_size', 'knn_every', 'online_linear', 'online_linear_lr'],
+    'run folder': ['out_dir', 'seed', 'log_every', 'checkpoint_every', 'keep_last', 'resume', 'overwrite', 'init_checkpoint'],
+}
 
 def _default(name: str): return next(f.default for f in dataclasses.fields(Config) if f.name == name)
 

@@ -103,6 +103,9 @@ def read_checkpoint(path, verify: bool = True) -> dict | object:
         raise CheckpointError(f"{path} does not match the sha256 recorded in {path.parent / MANIFEST} when it was written "
                               f"({len(data)} bytes now, {entry.get('bytes')} then): the file is corrupted. Use an earlier "
                               "checkpoint (resume=auto picks the newest good one) or restore it from a backup.")
+    if not data.startswith((b'PK\x03\x04', b'\x80')):   # torch.save writes a zip archive (a pickle before torch 1.6)
+        raise CheckpointError(f"{path} is not a torch checkpoint (it starts with {data[:8]!r}, not a zip archive or a pickle): "
+                              "it may be corrupted, or a file of another format.")
     try: return torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         if 'weights_only' in str(e) or 'Weights only load failed' in str(e):

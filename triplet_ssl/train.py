@@ -24,7 +24,7 @@ from .optim import build_optimizer, lr_at
 from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, StopRequest, check_run_folder, checkpoint_path,
                               latest_checkpoint, load_checkpoint, loader_worker_init, nonfinite_tensor, prune_checkpoints, provenance,
                               read_metrics, rng_state, save_checkpoint, seed_everything, set_rng_state)
-from .config import Config, config_dict, config_fields, load_config   # `from triplet_ssl.train import Config` keeps working
+from .config import CONFIG_GROUPS, Config, config_dict, config_fields, load_config   # `from triplet_ssl.train import Config` keeps working
 from .evaluate import OnlineLinearProbe, knn_evaluate
 
 # %% auto 0
@@ -327,7 +327,7 @@ def run(cfg: Config, gpus: int = 1, nodes: int = 1, node_rank: int = 0, master_a
     return Path(cfg.out_dir)
 
 def main(argv=None):
-    from triplet_ssl.cli import CONFIG_GROUPS, format_help, preset_path
+    from triplet_ssl.cli import format_help, preset_path
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ('-h', '--help'):
         print(format_help(Config, "python -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\n"
