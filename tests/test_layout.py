@@ -96,7 +96,25 @@ def test_test_helpers_are_defined_once():
     assert not copies, f"shared test helpers redefined: {copies}"
 
 
-def test_readme_maps_every_library_notebook():
-    readme = (REPO / 'README.md').read_text()
-    missing = [p.stem for p in library_notebooks() if p.stem not in readme or f'`{module_of(p)}`' not in readme]
-    assert not missing, f"README's code map lacks {missing} (edit nbs/index.ipynb, then `make readme`)"
+def package_imports(module: str) -> set[str]:
+    "The package's modules that `module` imports (at the top or lazily), from its source."
+    used = set()
+    for n in ast.walk(ast.parse((PACKAGE / f'{module}.py').read_text())):
+        if isinstance(n, ast.ImportFrom):
+            if n.level == 1: used |= {n.module} if n.module else {a.name for a in n.names}
+            elif n.module == 'triplet_ssl': used |= {a.name for a in n.names}
+            elif n.module and n.module.startswith('triplet_ssl.'): used.add(n.module.split('.')[1])
+    return used - {module, '__version__'}
+
+
+def test_readme_code_map_is_true():
+    "README's map (notebook | module | what it owns | imports) lists every library notebook, and each row's imports are the real ones."
+    rows = {m.group(1): (m.group(2), m.group(3)) for m in
+            re.finditer(r'^\| `(\d\d_\w+)` \| `(\w+)` \| [^|]+ \| ([^|]+) \|$', (REPO / 'README.md').read_text(), re.M)}
+    notebooks = {p.stem: module_of(p) for p in library_notebooks()}
+    assert set(rows) == set(notebooks), f"README's code map differs from nbs/: {set(rows) ^ set(notebooks)} (edit nbs/index.ipynb, `make readme`)"
+    wrong = {}
+    for stem, (module, imports) in rows.items():
+        listed = set() if imports.strip() == '—' else {i.strip() for i in imports.split(',')}
+        if module != notebooks[stem] or listed != package_imports(module): wrong[stem] = (module, sorted(listed), sorted(package_imports(module)))
+    assert not wrong, f"README's code map is out of date (row: module, listed imports, real imports): {wrong}"
