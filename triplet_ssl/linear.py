@@ -19,7 +19,7 @@ from .data import count_classes, dataset_info, dataset_labels, open_dataset, sub
 from .augment import Augmented, ResumableSampler, eval_transform
 from .distributed import all_reduce_sum, convert_sync_batchnorm, init_distributed, shard
 from .evaluate import extract_features, knn_evaluate, sharded_features
-from .config import coerce_fields, read_params
+from .config import Config, coerce_fields, read_params
 from .interop import load_backbone
 from .optim import lr_at
 
@@ -51,8 +51,8 @@ class EvalConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     warmup_epochs: float = 5
-    knn_k: int = 200                # protocol='knn': neighbours voting (as the training logs' kNN)
-    knn_t: float = 0.1              # protocol='knn': temperature of the vote weights exp(similarity / t)
+    knn_k: int = Config.knn_k       # protocol='knn': neighbours voting (the training logs' kNN default)
+    knn_t: float = Config.knn_t     # protocol='knn': temperature of the vote weights exp(similarity / t) (the training logs')
     crop_scale: tuple | None = None  # RandomResizedCrop scale; None: (0.08, 1) from 64 px up, (0.5, 1) below
     num_workers: int = 2
     device: str = 'auto'
