@@ -1,7 +1,5 @@
 import pytest
 
-REPO = __import__('pathlib').Path(__file__).resolve().parent.parent
-
 
 def pytest_unconfigure(config):
     "End the run with the plain closing line 'N passed, N failed' (after pytest's own summary)."

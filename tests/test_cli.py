@@ -1,15 +1,15 @@
 """Self-explaining entry points: every command's --help (type, default, description of each parameter), every experiment
 notebook's parameters under `papermill --help-notebook`, and a notebook that refuses a parameter it does not have."""
-import ast, json, re, subprocess, sys
+import ast, functools, json, re, subprocess, sys
 from pathlib import Path
 import pytest
+import helpers
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / 'nbs' / 'experiments').glob('*.ipynb'))
 
 
-def run(*args, **kw):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=300, **kw)
+run = functools.partial(helpers.run, timeout=300)
 
 
 def papermill(*args):

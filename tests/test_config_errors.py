@@ -8,8 +8,7 @@ import pytest
 import torch
 from triplet_ssl.data import write_idx
 from triplet_ssl.train import load_config
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 TRAIN = [sys.executable, '-m', 'triplet_ssl.train']
 
 

@@ -4,13 +4,12 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO, tiny
 from triplet_ssl.train import Config, load_config, run, train, build_model
 from triplet_ssl.runs import read_metrics, load_checkpoint, list_checkpoints
 from triplet_ssl.optim import build_optimizer, lr_at
 
-TINY = dict(train_size=512, knn_bank_size=200, knn_test_size=100, proj_hidden=64, proj_dim=32, pred_hidden=64,
-            num_workers=0, max_steps=4, log_every=1, knn_every=0, sync_bn=True, deputy=(2, 10), lr=0.05)
+TINY = tiny(num_workers=0, max_steps=4, log_every=1, knn_every=0, sync_bn=True, deputy=(2, 10), lr=0.05)   # each test sets batch_size
 # In float64 the two computations differ only by reduction order: measured (4 steps, both modes, repeated runs on a loaded
 # 2-core machine) at most 3e-16 relative in the losses and 1.4e-13 absolute in any weight or BN statistic, against updates of
 # order 0.5. The tolerances sit three or more orders above that and many below any real bug (see the last test).

@@ -3,12 +3,7 @@ import pickle, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import torch
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run(*args):
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+from helpers import REPO, run
 
 
 def test_export_cli_round_trip(tmp_path):

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, 'OMP_WAIT_POLICY': 'PASSIVE', 'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1'}
+from helpers import ENV, REPO
+ENV = {**ENV, 'OMP_NUM_THREADS': '1'}
 TEST_SIZE = 301   # odd: the two processes' test shards differ in length
 
 

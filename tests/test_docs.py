@@ -6,13 +6,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import CHROMIUM, REPO
 sys.path.insert(0, str(REPO / 'docs'))
 import build as docs   # docs/build.py
 
 # The notebooks to build from: this checkout's, as committed; TRIPLET_SSL_DOCS_REPO=/a/copy checks a copy (e.g. executed ones).
 SOURCE = Path(os.environ.get('TRIPLET_SSL_DOCS_REPO', REPO))
-CHROMIUM = next((p for p in (os.environ.get('CHROMIUM'), shutil.which('chromium'), shutil.which('chromium-browser')) if p), None)
 
 
 @pytest.fixture(scope='module')

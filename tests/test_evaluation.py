@@ -1,20 +1,15 @@
 """Evaluation end to end: linear and fine-tuning protocols from the command line on checkpoints in each format,
 torchvision export, subset files, and the evaluation / figure notebooks under papermill on tiny data."""
-import json, os, subprocess, sys
+import functools, json, os, subprocess, sys
 from pathlib import Path
 import pytest
 import torch
 from torch import nn
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, 'OMP_WAIT_POLICY': 'PASSIVE', 'PYTHONWARNINGS': 'ignore'}
-TINY = dict(train_size=512, batch_size=64, max_steps=3, knn_bank_size=200, knn_test_size=100, proj_hidden=64, proj_dim=32,
-            pred_hidden=64, num_workers=0, knn_every=0)
-
-
-def run(*args, timeout=600):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=ENV)
+import helpers
+from helpers import BIN, ENV, REPO, tiny
+TINY = tiny(batch_size=64, max_steps=3, num_workers=0, knn_every=0)
+run = functools.partial(helpers.run, env=ENV)
 
 
 def papermill(nb, out, **params):

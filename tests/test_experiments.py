@@ -3,13 +3,8 @@ import json, os, subprocess, sys
 from pathlib import Path
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-TINY = dict(train_size=512, batch_size=64, max_steps=3, knn_bank_size=500, knn_test_size=200,
-            proj_hidden=64, proj_dim=32, pred_hidden=64, num_workers=0)
-
-
-def run(*args, **kw):
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600, **kw)
+from helpers import REPO, run, tiny
+TINY = tiny(batch_size=64, max_steps=3, knn_bank_size=500, knn_test_size=200, num_workers=0)
 
 
 def test_cli_trains_from_yaml_with_overrides(tmp_path):

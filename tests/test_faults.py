@@ -8,10 +8,9 @@ import pytest
 import torch
 from triplet_ssl.runs import checkpoint_path, list_checkpoints, load_checkpoint, read_checkpoint, read_metrics, save_checkpoint
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO, as_args, tiny
 # 512 images / 64 = 8 steps an epoch; 12 steps cross an epoch boundary; a checkpoint every 2 steps.
-TINY = ['configs/cpu_demo.yaml', 'train_size=512', 'batch_size=64', 'knn_bank_size=200', 'knn_test_size=100', 'proj_hidden=64',
-        'pred_hidden=64', 'proj_dim=32', 'knn_every=0', 'log_every=1', 'max_steps=12', 'checkpoint_every=2', 'keep_last=10']
+TINY = ['configs/cpu_demo.yaml', *as_args(tiny(batch_size=64, knn_every=0, log_every=1, max_steps=12, checkpoint_every=2, keep_last=10))]
 TRAIN = [sys.executable, '-m', 'triplet_ssl.train']
 
 

@@ -3,8 +3,7 @@ does not hide the others."""
 import json, os, subprocess, sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, 'OMP_WAIT_POLICY': 'PASSIVE', 'PYTHONWARNINGS': 'ignore'}
+from helpers import ENV, REPO
 PARTS = ['flops', 'train/bf16', 'train/bf16/channels_last', 'train/bf16/channels_last/compile', 'train/fp16', 'train/fp16/channels_last',
          'train/bf16/channels_last/multires', 'pipeline/cpu_workers', 'pipeline/device_augment', 'ddp', 'knn']
 

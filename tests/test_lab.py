@@ -5,9 +5,7 @@ import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.
 from pathlib import Path
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-CHROMIUM = next((p for p in (os.environ.get('CHROMIUM'), shutil.which('chromium'), shutil.which('chromium-browser')) if p), None)
+from helpers import BIN, CHROMIUM, REPO
 ROOT = os.getuid() == 0
 
 

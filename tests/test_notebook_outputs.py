@@ -3,7 +3,7 @@ import base64, copy, importlib.util, os, re
 from pathlib import Path
 import nbformat, pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 _spec = importlib.util.spec_from_file_location('run_notebooks', REPO / 'tools' / 'run_notebooks.py')
 rn = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(rn)
 

@@ -3,8 +3,7 @@ import filecmp, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from helpers import BIN, REPO
 LIBRARY_NOTEBOOKS = sorted(p.name for p in (REPO / 'nbs').glob('[0-9][0-9]*.ipynb'))
 
 

@@ -5,8 +5,9 @@ import json, os, subprocess, sys, sysconfig, tarfile, zipfile
 from pathlib import Path
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-TINY = ['max_steps=2', 'train_size=256', 'batch_size=64', 'knn_bank_size=100', 'knn_test_size=100', 'proj_hidden=32', 'proj_dim=16',
+from helpers import REPO
+# Smaller than helpers.TINY: the installed package trains 2 steps on the shipped sample (256 images, narrower heads).
+TINY_INSTALLED = ['max_steps=2', 'train_size=256', 'batch_size=64', 'knn_bank_size=100', 'knn_test_size=100', 'proj_hidden=32', 'proj_dim=16',
         'pred_hidden=32', 'num_workers=0']
 
 
@@ -64,7 +65,7 @@ def test_console_scripts_from_an_installed_wheel(venv):
         r = sh(env / 'bin' / f'triplet-ssl-{name}', *(['train'] if name == 'detection' else []), '--help', cwd=work, env=clean_env())
         assert 'usage:' in r.stdout and ('default' in r.stdout or 'required' in r.stdout), (name, r.stdout)
     # a shipped preset found by name, trained for 2 steps on the shipped sample, from a folder that is not a clone
-    r = sh(env / 'bin' / 'triplet-ssl-train', 'cpu_demo', f'out_dir={work / "run"}', f'data_dir={sample}', *TINY, cwd=work, env=clean_env())
+    r = sh(env / 'bin' / 'triplet-ssl-train', 'cpu_demo', f'out_dir={work / "run"}', f'data_dir={sample}', *TINY_INSTALLED, cwd=work, env=clean_env())
     rows = [json.loads(l) for l in (work / 'run' / 'metrics.jsonl').read_text().splitlines()]
     assert rows[-1]['step'] == 2 and 'knn_top1' in rows[-1], rows
     assert (work / 'run' / 'checkpoint-00000002.pt').is_file()

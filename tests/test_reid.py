@@ -3,8 +3,7 @@ import json, subprocess, sys
 from pathlib import Path
 import numpy as np
 import torch
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 
 
 def test_metrics_hand_computed_with_junk_and_distractors():
