@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import torchvision
 
 from triplet_ssl.losses import deputy_band, truncated_triplet_loss
+from triplet_ssl.train import Config
 
 
 def loss_row_loop(pred, target, deputy, gamma=2.0, margin=100.0, rows=None, shared_matrix=True):
@@ -95,6 +96,7 @@ def bench_step(quick, batch=256, size=32):
     online = nn.Sequential(backbone, mlp([512, 4096, 256]))
     predictor = mlp([256, 4096, 256])
     target_net = copy.deepcopy(online).requires_grad_(False)
+    deputy = Config().deputy   # the trainer's default
     opt = torch.optim.SGD(list(online.parameters()) + list(predictor.parameters()), lr=0.01, momentum=0.9)
     g = torch.Generator().manual_seed(0)
     v1, v2 = torch.randn(batch, 3, size, size, generator=g), torch.randn(batch, 3, size, size, generator=g)
@@ -103,7 +105,7 @@ def bench_step(quick, batch=256, size=32):
     def step():
         p1, p2 = predictor(online(v1)), predictor(online(v2))
         with torch.no_grad(): t1, t2 = target_net(v1), target_net(v2)
-        loss = truncated_triplet_loss(p1, t2) + truncated_triplet_loss(p2, t1)
+        loss = truncated_triplet_loss(p1, t2, deputy=deputy) + truncated_triplet_loss(p2, t1, deputy=deputy)
         opt.zero_grad(); loss.backward(); opt.step()
         kept.update(p1=p1.detach(), p2=p2.detach(), t1=t1, t2=t2)
 
@@ -111,12 +113,12 @@ def bench_step(quick, batch=256, size=32):
     p1, p2 = kept['p1'].clone().requires_grad_(), kept['p2'].clone().requires_grad_()
     def loss_only():
         p1.grad = p2.grad = None
-        (truncated_triplet_loss(p1, kept['t2']) + truncated_triplet_loss(p2, kept['t1'])).backward()
+        (truncated_triplet_loss(p1, kept['t2'], deputy=deputy) + truncated_triplet_loss(p2, kept['t1'], deputy=deputy)).backward()
     loss_s = timed(loss_only, reps=20 if quick else 100)
     print(f"| full step ms | loss (both directions, fwd + bwd) ms | loss share |")
     print(f"|---|---|---|")
     print(f"| {step_s * 1e3:.0f} | {loss_s * 1e3:.2f} | {100 * loss_s / step_s:.2f}% |")
-    print('\nTimes are the best of several runs. The loss is timed on its own, on the step\'s own predictions and targets (deputy (2, 10)); the step '
+    print(f'\nTimes are the best of several runs. The loss is timed on its own, on the step\'s own predictions and targets (deputy {deputy}); the step '
           'includes it, the target network\'s forward and an SGD update.')
 
 

@@ -57,14 +57,6 @@ def launch(entrypoint, *args, nproc_per_node: int = 1, nnodes: int = 1, node_ran
     return elastic_launch(config, entrypoint)(*args)
 
 # %% ../nbs/03_distributed.ipynb
-def _demo_worker(x: float) -> tuple[int, int, float]:
-    "Used by the tests: each rank contributes x + rank; returns (rank, world, mean)."
-    rank, world, _ = init_distributed('cpu')
-    mean = all_reduce_mean(torch.tensor(x + rank)).item()
-    dist.destroy_process_group()
-    return rank, world, mean
-
-# %% ../nbs/03_distributed.ipynb
 def shard(dataset, rank: int | None = None, world: int | None = None) -> torch.utils.data.Subset:
     "This process's share of `dataset` for evaluation: items rank, rank + W, rank + 2W, ... (every item once, no padding)."
     rank = (dist.get_rank() if dist.is_initialized() else 0) if rank is None else rank
@@ -94,15 +86,6 @@ def gather_shards(t: torch.Tensor) -> torch.Tensor:
     out = t.new_empty((sum(len(p) for p in parts), *t.shape[1:]))
     for r, p in enumerate(parts): out[r::len(parts)] = p
     return out
-
-# %% ../nbs/03_distributed.ipynb
-def _gather_worker(n: int) -> tuple:
-    "Used by the tests: each rank sends rows of its shard of range(n) (as floats); returns the gathered dataset and the rank's shard."
-    rank, world, _ = init_distributed('cpu')
-    mine = torch.tensor(list(shard(range(n))), dtype=torch.float32)[:, None].repeat(1, 3)
-    out = gather_shards(mine)
-    dist.destroy_process_group()
-    return out, mine[:, 0].long()
 
 # %% ../nbs/03_distributed.ipynb
 from torch import nn
@@ -153,16 +136,3 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
         return new
     for name, child in module.named_children(): setattr(module, name, convert_sync_batchnorm(child, device))
     return module
-
-# %% ../nbs/03_distributed.ipynb
-def _syncbn_worker(x: torch.Tensor) -> tuple:
-    "Used by the tests: rank r normalises rows r::2 of x; returns the output, the input gradient and the running stats."
-    rank, world, dev = init_distributed('cpu')
-    torch.manual_seed(0)
-    bn = convert_sync_batchnorm(nn.Sequential(nn.BatchNorm1d(x.shape[1])), dev)
-    with torch.no_grad(): bn[0].weight.uniform_(0.5, 1.5); bn[0].bias.uniform_(-1, 1)
-    xi = x[rank::world].clone().requires_grad_()
-    out = bn(xi)
-    (out * torch.arange(out.numel()).view_as(out).float()).sum().backward()
-    dist.destroy_process_group()
-    return out.detach(), xi.grad, bn[0].running_mean, bn[0].running_var, bn[0].weight.grad

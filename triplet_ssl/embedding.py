@@ -60,7 +60,7 @@ def tsne_2d(x: torch.Tensor, perplexity: float = 30.0, steps: int = 750, seed: i
 
 # %% ../nbs/13_embedding.ipynb
 @torch.no_grad()
-def similarity_stats(model, batches, deputy=(2, 10)) -> list[dict]:
+def similarity_stats(model, batches, deputy) -> list[dict]:
     "Per batch of ((v1, v2), labels): mean positive and deputy cosine similarity and the active fraction, both directions pooled."
     was = model.training; model.eval()
     rows = []

@@ -95,18 +95,6 @@ def knn_evaluate(net: nn.Module, bank_set, test_set, num_classes: int, k: int = 
     return res
 
 # %% ../nbs/10_evaluate.ipynb
-def _knn_worker(bank_set, test_set, num_classes: int, k: int) -> dict:
-    "Used by the tests: `knn_evaluate` of a seeded narrow ResNet on CPU processes."
-    from triplet_ssl.distributed import init_distributed
-    from triplet_ssl.models import build_backbone
-    rank, world, _ = init_distributed('cpu')
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    res = knn_evaluate(build_backbone('narrow_resnet', 1), bank_set, test_set, num_classes, k, batch_size=64, return_queries=True)
-    if world > 1: torch.distributed.destroy_process_group()
-    return res
-
-# %% ../nbs/10_evaluate.ipynb
 class OnlineLinearProbe:
     """A linear classifier on the stop-gradient (detached, L2-normalised) online features of view 1 of each pretraining
     batch, trained with its own SGD on the batch labels while the network pretrains: it never changes the network."""

@@ -75,7 +75,7 @@ def gather_negatives(target: torch.Tensor, negatives: str = 'local') -> tuple[to
     return _GatherRows.apply(target), dist.get_rank() * target.shape[0]
 
 # %% ../nbs/00_losses.ipynb
-def truncated_triplet_loss(pred: torch.Tensor, target: torch.Tensor, *, deputy=(2, 10),
+def truncated_triplet_loss(pred: torch.Tensor, target: torch.Tensor, *, deputy,
                            gamma: float = 2.0, margin: float = 100.0, negatives: str = 'local',
                            return_stats: bool = False):
     "Mean over rows of max(0, gamma*d_ap - d_an + margin); row i of `target` is the positive of row i of `pred`, the others its negatives."

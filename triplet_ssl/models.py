@@ -52,12 +52,12 @@ def build_backbone(arch: str, channels: int = 3) -> nn.Module:
     return ARCHS[arch](channels)
 
 # %% ../nbs/04_models.ipynb
-def mlp(in_dim: int, hidden_dim: int = 4096, out_dim: int = 256) -> nn.Sequential:
+def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     "Linear → BN → ReLU → Linear: the paper's projector and predictor."
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
                          nn.Linear(hidden_dim, out_dim))
 
-def momentum_schedule(step: int, total_steps: int, base: float = 0.99) -> float:
+def momentum_schedule(step: int, total_steps: int, base: float) -> float:
     "EMA momentum at optimizer step `step` of `total_steps`: from `base` up to 1 along a cosine."
     return 1 - (1 - base) * (math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)) + 1) / 2
 
@@ -66,7 +66,7 @@ def _resize(v, s): return v if s is None or s == v.shape[-1] else F.interpolate(
 
 class SiameseSSL(nn.Module):
     "Online backbone + projector (+ predictor), an optional EMA target backbone + projector; subclasses define `loss`."
-    def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, pred_hidden: int = 4096,
+    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, pred_hidden: int | None,
                  predictor: bool = True, target: bool = True):
         super().__init__()
         self.backbone, self.projector = backbone, mlp(backbone.feature_dim, proj_hidden, proj_dim)
@@ -93,8 +93,8 @@ class SiameseSSL(nn.Module):
 
 class TripletSSL(SiameseSSL):
     "Online backbone + projector + predictor, an EMA target backbone + projector, and the symmetric truncated triplet loss."
-    def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, pred_hidden: int = 4096,
-                 deputy=(2, 10), gamma: float = 2.0, margin: float = 100.0, negatives: str = 'local', mining_groups: int = 1):
+    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, pred_hidden: int,
+                 deputy, gamma: float, margin: float, negatives: str, mining_groups: int):
         super().__init__(backbone, proj_hidden, proj_dim, pred_hidden)
         self.loss_kw = dict(deputy=deputy, gamma=gamma, margin=margin, negatives=negatives)
         self.mining_groups = mining_groups
@@ -109,11 +109,11 @@ class TripletSSL(SiameseSSL):
 # %% ../nbs/04_models.ipynb
 class BYOL(SiameseSSL):
     "BYOL: the same network as `TripletSSL`; the loss regresses the normalised prediction onto the normalised target."
-    def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, pred_hidden: int = 4096):
+    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, pred_hidden: int):
         super().__init__(backbone, proj_hidden, proj_dim, pred_hidden)
     def loss(self, pred, target): return (2 - 2 * F.cosine_similarity(pred.float(), target.float(), dim=1)).mean()
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     "SimCLR's loss: each of the 2n projections must pick its other view among the other 2n − 1."
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     n = len(z1)
@@ -122,8 +122,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
 
 class SimCLR(SiameseSSL):
     "SimCLR: backbone + projector, no predictor and no target; NT-Xent between the two views' projections."
-    def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, temperature: float = 0.5):
-        super().__init__(backbone, proj_hidden, proj_dim, predictor=False, target=False)
+    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, temperature: float):
+        super().__init__(backbone, proj_hidden, proj_dim, None, predictor=False, target=False)
         self.temperature = temperature
     def forward(self, v1, v2, online_size: int | None = None, target_size: int | None = None):
         return nt_xent(self.online(v1, online_size), self.online(v2, online_size), self.temperature)
@@ -135,9 +135,8 @@ from .distributed import all_gather_uneven
 class MoCoV2(SiameseSSL):
     """MoCo v2: queries from the online backbone + projector, keys from its EMA, InfoNCE against a queue of past keys.
     On several processes every process enqueues the keys of all of them (the global batch, in rank order)."""
-    def __init__(self, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, queue_size: int = 65536,
-                 temperature: float = 0.2):
-        super().__init__(backbone, proj_hidden, proj_dim, predictor=False)
+    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, queue_size: int, temperature: float):
+        super().__init__(backbone, proj_hidden, proj_dim, None, predictor=False)
         self.temperature = temperature
         self.register_buffer('queue', F.normalize(torch.randn(queue_size, proj_dim), dim=1))
         self.register_buffer('queue_ptr', torch.zeros((), dtype=torch.long))
@@ -170,24 +169,12 @@ class MoCoV2(SiameseSSL):
 METHODS = {'triplet': TripletSSL, 'byol': BYOL, 'simclr': SimCLR, 'mocov2': MoCoV2}
 METHOD_DEFAULTS = {'simclr': dict(temperature=0.5), 'mocov2': dict(temperature=0.2)}   # SimCLR's CIFAR value, MoCo v2's
 
-def build_ssl(method: str, backbone: nn.Module, proj_hidden: int = 4096, proj_dim: int = 256, pred_hidden: int = 4096,
-              temperature: float | None = None, queue_size: int = 65536, **triplet_kw) -> SiameseSSL:
-    "The siamese network of `method` (a key of `METHODS`); `triplet_kw` (deputy, gamma, ...) only for 'triplet'."
-    if method not in METHODS: raise ValueError(f"Unknown method {method!r}; choose one of {sorted(METHODS)}.")
+def build_ssl(method: str, backbone: nn.Module, proj_hidden: int, proj_dim: int, pred_hidden: int,
+              temperature: float | None, queue_size: int) -> SiameseSSL:
+    """The baseline network of `method`: 'byol', 'simclr' or 'mocov2' (the values come from `Config`, which checked them;
+    the paper's network is `TripletSSL` itself). `temperature` None: the method's (`METHOD_DEFAULTS`)."""
     t = METHOD_DEFAULTS.get(method, {}).get('temperature') if temperature is None else temperature
-    if method == 'triplet': return TripletSSL(backbone, proj_hidden, proj_dim, pred_hidden, **triplet_kw)
     if method == 'byol': return BYOL(backbone, proj_hidden, proj_dim, pred_hidden)
     if method == 'simclr': return SimCLR(backbone, proj_hidden, proj_dim, t)
-    return MoCoV2(backbone, proj_hidden, proj_dim, queue_size, t)
-
-# %% ../nbs/04_models.ipynb
-def _moco_queue_worker(v1: torch.Tensor, v2: torch.Tensor) -> tuple:
-    "Used by the tests: each process puts its contiguous block of the batch through MoCo v2 with SyncBN; returns the queue and its pointer."
-    from triplet_ssl.distributed import convert_sync_batchnorm, init_distributed
-    rank, world, dev = init_distributed('cpu')
-    torch.manual_seed(0)
-    mo = convert_sync_batchnorm(build_ssl('mocov2', build_backbone('narrow_resnet', 1), 64, 16, queue_size=40), dev)
-    n = len(v1) // world
-    mo(v1[rank * n:(rank + 1) * n], v2[rank * n:(rank + 1) * n])
-    dist.destroy_process_group()
-    return mo.queue, mo.queue_ptr.item()
+    if method == 'mocov2': return MoCoV2(backbone, proj_hidden, proj_dim, queue_size, t)
+    raise ValueError(f"build_ssl builds the baselines {[m for m in METHODS if m != 'triplet']}, not {method!r} (the paper's network: TripletSSL).")
