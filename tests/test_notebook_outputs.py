@@ -9,7 +9,7 @@ rn = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(rn)
 
 # Re-executed by `test_outputs_not_stale`: the notebooks that run in well under a minute on a loaded 2-core CPU
 # (measured with `python tools/run_notebooks.py`: 10-25 s each); the slow ones are covered by test_notebooks.py.
-CHEAP = ['00_losses.ipynb', '05_optim.ipynb', '14_bernoulli.ipynb', 'index.ipynb']
+CHEAP = ['00_losses.ipynb', '03_distributed.ipynb', '05_optim.ipynb', '14_bernoulli.ipynb', 'index.ipynb']
 MAX_IMAGE_KB = 150
 
 
