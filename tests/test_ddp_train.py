@@ -1,6 +1,5 @@
 """Distributed training on the CPU (gloo) matches one process; runs stop on SIGTERM and resume."""
 import json, os, signal, subprocess, sys, time
-from pathlib import Path
 import pytest
 import torch
 

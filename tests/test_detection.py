@@ -3,7 +3,7 @@ import pickle, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import torch
-from helpers import REPO, run
+from helpers import run
 
 
 def test_export_cli_round_trip(tmp_path):

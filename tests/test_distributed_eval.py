@@ -10,7 +10,7 @@ top-1, top-5 and train top-1. A wrong reduction is far off: doubling the learnin
 averaging the gradients does) moves the first epoch's loss by 4e-3 (linear) and 9e-3 (fine-tuning) relative. The
 test allows 1e-5 relative on each epoch's loss and one image on each accuracy.
 """
-import json, os, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 import pytest
 import torch

@@ -1,7 +1,6 @@
 """Evaluation end to end: linear and fine-tuning protocols from the command line on checkpoints in each format,
 torchvision export, subset files, and the evaluation / figure notebooks under papermill on tiny data."""
-import functools, json, os, subprocess, sys
-from pathlib import Path
+import functools, json, subprocess
 import pytest
 import torch
 from torch import nn

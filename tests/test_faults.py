@@ -3,7 +3,6 @@ which checkpoints remain, and that `resume=auto` then continues bit-exactly wher
 
 The reference is one uninterrupted run with the same parameters; every resumed run must end with the same weights."""
 import json, os, shutil, signal, socket, subprocess, sys, time
-from pathlib import Path
 import pytest
 import torch
 from triplet_ssl.runs import checkpoint_path, list_checkpoints, load_checkpoint, read_checkpoint, read_metrics, save_checkpoint

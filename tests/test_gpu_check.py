@@ -1,7 +1,6 @@
 """`bench/gpu_check.py --quick`: every part of the GPU check runs on the CPU (tiny) and reports, and a failing part
 does not hide the others."""
-import json, os, subprocess, sys
-from pathlib import Path
+import json, subprocess, sys
 
 from helpers import ENV, REPO
 PARTS = ['flops', 'train/bf16', 'train/bf16/channels_last', 'train/bf16/channels_last/compile', 'train/fp16', 'train/fp16/channels_last',

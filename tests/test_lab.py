@@ -1,8 +1,7 @@
 """JupyterLab as `make lab` starts it (with --allow-root when run as root): the server lists nbs/ through its REST API, a
 kernel it starts runs the first cells of 00_losses.ipynb, and the notebook's page opens in headless Chromium. The test
 stops the server it started, by its PID, whatever happens."""
-import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
-from pathlib import Path
+import json, os, secrets, signal, socket, subprocess, time, urllib.request
 import pytest
 
 from helpers import BIN, CHROMIUM, REPO

@@ -1,6 +1,5 @@
 """The library notebooks are committed executed (`make notebooks`), and their printed numbers are not stale."""
 import base64, copy, importlib.util, os, re
-from pathlib import Path
 import nbformat, pytest
 
 from helpers import REPO

@@ -1,6 +1,5 @@
 """The library notebooks are the source: the package must match them, and their test cells must pass."""
-import filecmp, os, shutil, subprocess, sys
-from pathlib import Path
+import filecmp, os, shutil, subprocess
 import pytest
 
 from helpers import BIN, REPO

@@ -6,7 +6,6 @@ test's body cannot be pickled for spawn). They live here, beside the tests, and 
 parent's sys.path to its children, so a worker imports `workers` from tests/ as the test did."""
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from triplet_ssl.distributed import all_reduce_mean, convert_sync_batchnorm, gather_shards, init_distributed, shard
