@@ -139,7 +139,7 @@ def test_api_reference(site, browser):
     out, _ = site
     page, _ = open_page(browser, out / 'api' / 'losses.html')
     sig = page.locator('dt[id="triplet_ssl.losses.truncated_triplet_loss"]')
-    assert re.search(r'truncated_triplet_loss\(pred.*deputy=\(2, 10\).*margin: float = 100\.0', sig.inner_text().replace('\n', ' '))
+    assert re.search(r'truncated_triplet_loss\(pred.*\*, deputy, gamma: float = 2\.0, margin: float = 100\.0', sig.inner_text().replace('\n', ' '))
     assert 'Mean over rows of max(0' in page.inner_text('article')   # its docstring
     page.close()
     page, _ = open_page(browser, out / 'api' / 'train.html')
