@@ -15,6 +15,11 @@ def run(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def run_quiet(*args, **kw) -> subprocess.CompletedProcess:
+    "`run` with ENV: no Python warnings on stderr, passive OpenMP threads."
+    return run(*args, env=ENV, **kw)
+
+
 # A pretraining run small enough for seconds on a loaded 2-core CPU: 512 images (8 steps an epoch at batch 64), a kNN monitor
 # of 200 bank and 100 query images, and narrow heads. Each test file adds what its runs need (`tiny(batch_size=64, ...)`).
 TINY = dict(train_size=512, knn_bank_size=200, knn_test_size=100, proj_hidden=64, proj_dim=32, pred_hidden=64)

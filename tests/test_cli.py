@@ -1,15 +1,12 @@
 """Self-explaining entry points: every command's --help (type, default, description of each parameter), every experiment
 notebook's parameters under `papermill --help-notebook`, and a notebook that refuses a parameter it does not have."""
-import ast, functools, json, re, subprocess, sys
+import ast, json, re, subprocess, sys
 from pathlib import Path
 import pytest
-import helpers
-from helpers import REPO
+from helpers import REPO, run
 
 NOTEBOOKS = sorted((REPO / 'nbs' / 'experiments').glob('*.ipynb'))
 
-
-run = functools.partial(helpers.run, timeout=300)
 
 
 def papermill(*args):

@@ -8,7 +8,7 @@ from triplet_ssl.train import Config, load_config, run, train, build_model
 from triplet_ssl.runs import read_metrics, load_checkpoint, list_checkpoints
 from triplet_ssl.optim import build_optimizer, lr_at
 
-TINY = tiny(num_workers=0, max_steps=4, log_every=1, knn_every=0, sync_bn=True, deputy=(2, 10), lr=0.05)   # each test sets batch_size
+TINY_SYNC_BN = tiny(num_workers=0, max_steps=4, log_every=1, knn_every=0, sync_bn=True, deputy=(2, 10), lr=0.05)   # each test sets batch_size
 # In float64 the two computations differ only by reduction order: measured (4 steps, both modes, repeated runs on a loaded
 # 2-core machine) at most 3e-16 relative in the losses and 1.4e-13 absolute in any weight or BN statistic, against updates of
 # order 0.5. The tolerances sit three or more orders above that and many below any real bug (see the last test).
@@ -28,8 +28,8 @@ def max_weight_diff(a, b):
 def test_two_processes_follow_one(tmp_path, negatives):
     """2 gloo processes x 32 images with SyncBN == 1 process x 64 images, in float64 (precision='fp64'); with local
     negatives the single process mines within each half of its batch (mining_groups=2), as each of the 2 processes does."""
-    ddp = run(Config(**TINY, precision='fp64', batch_size=32, negatives=negatives, out_dir=str(tmp_path / 'ddp')), gpus=2)
-    one = train(Config(**TINY, precision='fp64', batch_size=64, negatives=negatives, mining_groups=2 if negatives == 'local' else 1,
+    ddp = run(Config(**TINY_SYNC_BN, precision='fp64', batch_size=32, negatives=negatives, out_dir=str(tmp_path / 'ddp')), gpus=2)
+    one = train(Config(**TINY_SYNC_BN, precision='fp64', batch_size=64, negatives=negatives, mining_groups=2 if negatives == 'local' else 1,
                        out_dir=str(tmp_path / 'one')), progress=False)
     a, b = read_metrics(ddp, 'steps'), read_metrics(one, 'steps')
     assert [r['step'] for r in a] == [1, 2, 3, 4] == [r['step'] for r in b]
@@ -42,7 +42,7 @@ def test_two_processes_follow_one(tmp_path, negatives):
 def test_comparison_catches_a_reduction_bug(tmp_path):
     """Summing instead of averaging the gradients of 2 processes doubles each SGD update (as lr x 2 does in one process):
     the comparison above must see that by many orders of magnitude."""
-    kw = dict(TINY, precision='fp64', batch_size=64, mining_groups=2)
+    kw = dict(TINY_SYNC_BN, precision='fp64', batch_size=64, mining_groups=2)
     one = train(Config(**kw, out_dir=str(tmp_path / 'one')), progress=False)
     doubled = train(Config(**{**kw, 'lr': 2 * kw['lr']}, out_dir=str(tmp_path / 'doubled')), progress=False)
     loss_a, loss_b = read_metrics(one, 'steps')[-1]['loss'], read_metrics(doubled, 'steps')[-1]['loss']
@@ -52,8 +52,8 @@ def test_comparison_catches_a_reduction_bug(tmp_path):
 
 def test_local_negatives_differ_from_global(tmp_path):
     "The two modes are really different computations (else the test above proves little)."
-    g = train(Config(**{**TINY, 'max_steps': 1}, batch_size=64, negatives='global', out_dir=str(tmp_path / 'g')), progress=False)
-    l = train(Config(**{**TINY, 'max_steps': 1}, batch_size=64, mining_groups=2, out_dir=str(tmp_path / 'l')), progress=False)
+    g = train(Config(**{**TINY_SYNC_BN, 'max_steps': 1}, batch_size=64, negatives='global', out_dir=str(tmp_path / 'g')), progress=False)
+    l = train(Config(**{**TINY_SYNC_BN, 'max_steps': 1}, batch_size=64, mining_groups=2, out_dir=str(tmp_path / 'l')), progress=False)
     assert abs(read_metrics(g, 'steps')[0]['loss'] - read_metrics(l, 'steps')[0]['loss']) > 1e6 * LOSS_RTOL * 200
 
 

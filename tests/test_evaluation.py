@@ -1,14 +1,13 @@
 """Evaluation end to end: linear and fine-tuning protocols from the command line on checkpoints in each format,
 torchvision export, subset files, and the evaluation / figure notebooks under papermill on tiny data."""
-import functools, json, subprocess
+import json, subprocess
 import pytest
 import torch
 from torch import nn
 
-import helpers
 from helpers import BIN, ENV, REPO, tiny
-TINY = tiny(batch_size=64, max_steps=3, num_workers=0, knn_every=0)
-run = functools.partial(helpers.run, env=ENV)
+from helpers import run_quiet as run
+TINY_3_STEPS = tiny(batch_size=64, max_steps=3, num_workers=0, knn_every=0)
 
 
 def papermill(nb, out, **params):
@@ -22,7 +21,7 @@ def tiny_run(tmp_path_factory):
     "A 3-step narrow_resnet run on Fashion-MNIST, as the trainer writes it."
     from triplet_ssl.train import load_config, train
     out = tmp_path_factory.mktemp('run')
-    train(load_config(out_dir=str(out), **TINY), progress=False)
+    train(load_config(out_dir=str(out), **TINY_3_STEPS), progress=False)
     return out
 
 

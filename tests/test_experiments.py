@@ -4,12 +4,12 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, run, tiny
-TINY = tiny(batch_size=64, max_steps=3, knn_bank_size=500, knn_test_size=200, num_workers=0)
+TINY_3_STEPS_KNN = tiny(batch_size=64, max_steps=3, knn_bank_size=500, knn_test_size=200, num_workers=0)
 
 
 def test_cli_trains_from_yaml_with_overrides(tmp_path):
     r = run('-m', 'triplet_ssl.train', 'configs/cpu_demo.yaml', f'out_dir={tmp_path}', 'deputy=median',
-            *[f'{k}={v}' for k, v in TINY.items()])
+            *[f'{k}={v}' for k, v in TINY_3_STEPS_KNN.items()])
     assert r.returncode == 0, r.stderr[-3000:]
     rows = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
     assert [r['epoch'] for r in rows] == [0, 1] and rows[1]['step'] == 3
@@ -30,7 +30,7 @@ def test_cli_rejects_bad_parameters_clearly(args, message):
 
 
 def test_cli_missing_dataset_root(tmp_path):
-    r = run('-m', 'triplet_ssl.train', f'out_dir={tmp_path}', 'data_dir=/no/such/root', *[f'{k}={v}' for k, v in TINY.items()])
+    r = run('-m', 'triplet_ssl.train', f'out_dir={tmp_path}', 'data_dir=/no/such/root', *[f'{k}={v}' for k, v in TINY_3_STEPS_KNN.items()])
     assert r.returncode != 0 and "'/no/such/root' does not exist" in r.stderr and 'Traceback' not in r.stderr
 
 
@@ -43,7 +43,7 @@ def test_presets_load():
 
 def test_pretrain_notebook_runs_with_papermill(tmp_path):
     out = tmp_path / 'run'
-    params = [a for k, v in {**TINY, 'out_dir': str(out)}.items() for a in ('-p', k, str(v))]
+    params = [a for k, v in {**TINY_3_STEPS_KNN, 'out_dir': str(out)}.items() for a in ('-p', k, str(v))]
     r = subprocess.run([str(Path(sys.executable).parent / 'papermill'), 'nbs/experiments/pretrain.ipynb',
                         str(tmp_path / 'executed.ipynb'), '-f', 'configs/cpu_demo.yaml', *params, '--no-progress-bar'],
                        cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -56,7 +56,7 @@ def test_pretrain_notebook_runs_with_papermill(tmp_path):
 def test_pretrain_notebook_launches_two_processes(tmp_path):
     "gpus=2 on a CPU machine: the notebook starts 2 gloo workers through torch.distributed's launcher."
     out = tmp_path / 'run'
-    params = [a for k, v in {**TINY, 'batch_size': 32, 'out_dir': str(out), 'gpus': 2, 'sync_bn': True}.items() for a in ('-p', k, str(v))]
+    params = [a for k, v in {**TINY_3_STEPS_KNN, 'batch_size': 32, 'out_dir': str(out), 'gpus': 2, 'sync_bn': True}.items() for a in ('-p', k, str(v))]
     r = subprocess.run([str(Path(sys.executable).parent / 'papermill'), 'nbs/experiments/pretrain.ipynb',
                         str(tmp_path / 'executed.ipynb'), '-f', 'configs/cpu_demo.yaml', *params, '--no-progress-bar'],
                        cwd=REPO, capture_output=True, text=True, timeout=600)

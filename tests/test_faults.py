@@ -9,17 +9,17 @@ from triplet_ssl.runs import checkpoint_path, list_checkpoints, load_checkpoint,
 
 from helpers import REPO, as_args, tiny
 # 512 images / 64 = 8 steps an epoch; 12 steps cross an epoch boundary; a checkpoint every 2 steps.
-TINY = ['configs/cpu_demo.yaml', *as_args(tiny(batch_size=64, knn_every=0, log_every=1, max_steps=12, checkpoint_every=2, keep_last=10))]
+TINY_12_STEPS_CLI = ['configs/cpu_demo.yaml', *as_args(tiny(batch_size=64, knn_every=0, log_every=1, max_steps=12, checkpoint_every=2, keep_last=10))]
 TRAIN = [sys.executable, '-m', 'triplet_ssl.train']
 
 
 def cli(out, *args, timeout=600):
-    return subprocess.run([*TRAIN, *TINY, f'out_dir={out}', *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*TRAIN, *TINY_12_STEPS_CLI, f'out_dir={out}', *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def start(out, *args, cmd=TRAIN):
     "A run in its own process group (as a batch system starts it), to be signalled as a group."
-    return subprocess.Popen([*cmd, *TINY, f'out_dir={out}', *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([*cmd, *TINY_12_STEPS_CLI, f'out_dir={out}', *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
 
 
@@ -116,7 +116,7 @@ def test_sigterm_to_a_torchrun_job(tmp_path):
     assert p.returncode != 0 and 'Stopped by SIGTERM' in err, err[-3000:]
     stopped = load_checkpoint(list_checkpoints(out)[-1])['step']
     assert 3 <= stopped < 12 and not list(out.glob('*.tmp'))
-    r = subprocess.run([*torchrun[:6], f'--master_port={_free_port()}', *torchrun[7:], *TINY, f'out_dir={out}', 'batch_size=32',
+    r = subprocess.run([*torchrun[:6], f'--master_port={_free_port()}', *torchrun[7:], *TINY_12_STEPS_CLI, f'out_dir={out}', 'batch_size=32',
                         'num_workers=1', 'resume=auto'], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and f'resuming at step {stopped}' in r.stdout, r.stderr[-3000:]
     assert [row['step'] for row in read_metrics(out, 'steps')] == list(range(1, 13))

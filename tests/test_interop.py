@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 FORMATS = ('triplet-ssl', 'openselfsup', 'torchvision')
 
 

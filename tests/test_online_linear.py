@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 CLASSES = 3
 
 
