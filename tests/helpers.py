@@ -22,6 +22,9 @@ def run_quiet(*args, **kw) -> subprocess.CompletedProcess:
 
 # A pretraining run small enough for seconds on a loaded 2-core CPU: 512 images (8 steps an epoch at batch 64), a kNN monitor
 # of 200 bank and 100 query images, and narrow heads. Each test file adds what its runs need (`tiny(batch_size=64, ...)`).
+# TripletSSL's loss settings where a test needs only a network's weights (runs take Config's defaults)
+LOSS = dict(deputy='median', gamma=2.0, margin=100.0, negatives='local', mining_groups=1)
+
 TINY = dict(train_size=512, knn_bank_size=200, knn_test_size=100, proj_hidden=64, proj_dim=32, pred_hidden=64)
 
 

@@ -3,14 +3,14 @@ import pickle, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import torch
-from helpers import run
+from helpers import LOSS, run
 
 
 def test_export_cli_round_trip(tmp_path):
     from triplet_ssl.interop import detectron2_to_torchvision
     from triplet_ssl.models import TripletSSL, build_backbone
     from triplet_ssl.runs import save_checkpoint
-    model = TripletSSL(build_backbone('resnet50'), 64, 16, 64)
+    model = TripletSSL(build_backbone('resnet50'), 64, 16, 64, **LOSS)
     save_checkpoint(tmp_path / 'ckpt.pt', model=model.state_dict(), config=dict(arch='resnet50'), epoch=1, step=10)
     r = run('-m', 'triplet_ssl.detectron2_runner', 'export', str(tmp_path / 'ckpt.pt'), str(tmp_path / 'r50.pkl'))
     assert r.returncode == 0, r.stderr[-3000:]
@@ -298,7 +298,7 @@ def test_detectron2_train_cli_end_to_end(tmp_path):
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.weight.uniform_(0.5, 1.5); m.bias.uniform_(-0.1, 0.1); m.running_mean.uniform_(-0.1, 0.1); m.running_var.uniform_(0.5, 1.5)
-    save_checkpoint(tmp_path / 'ckpt.pt', model=TripletSSL(net, 64, 16, 64).state_dict(), config=dict(arch='resnet50'), epoch=1, step=1)
+    save_checkpoint(tmp_path / 'ckpt.pt', model=TripletSSL(net, 64, 16, 64, **LOSS).state_dict(), config=dict(arch='resnet50'), epoch=1, step=1)
     r = run('-m', 'triplet_ssl.detectron2_runner', 'export', str(tmp_path / 'ckpt.pt'), str(tmp_path / 'r50.pkl'))
     assert r.returncode == 0, r.stderr[-3000:]
     write_synthetic_voc(tmp_path / 'datasets' / 'VOC2007', n_train=8, n_test=8, max_objects=3, classes=VOC_CLASSES, difficult=0.2)

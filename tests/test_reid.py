@@ -3,7 +3,7 @@ import json, subprocess, sys
 from pathlib import Path
 import numpy as np
 import torch
-from helpers import REPO
+from helpers import LOSS, REPO
 
 
 def test_metrics_hand_computed_with_junk_and_distractors():
@@ -39,7 +39,7 @@ def test_reid_notebook_runs_with_papermill(tmp_path):
     from triplet_ssl.reid import write_synthetic_sysu30k
     from triplet_ssl.runs import save_checkpoint
     root = write_synthetic_sysu30k(tmp_path / 'data', n_ids=3, n_distractors=10)
-    save_checkpoint(tmp_path / 'ckpt.pt', model=TripletSSL(build_backbone('resnet18'), 32, 16, 32).state_dict(), config=dict(arch='resnet18'))
+    save_checkpoint(tmp_path / 'ckpt.pt', model=TripletSSL(build_backbone('resnet18'), 32, 16, 32, **LOSS).state_dict(), config=dict(arch='resnet18'))
     out = tmp_path / 'run'
     params = dict(checkpoint=str(tmp_path / 'ckpt.pt'), test_root=str(root), out_dir=str(out), batch_size=8, num_workers=0, device='cpu')
     r = subprocess.run([str(Path(sys.executable).parent / 'papermill'), 'nbs/experiments/reid.ipynb', str(tmp_path / 'executed.ipynb'),

@@ -99,12 +99,23 @@ class TripletSSL(SiameseSSL):
         self.loss_kw = dict(deputy=deputy, gamma=gamma, margin=margin, negatives=negatives)
         self.mining_groups = mining_groups
 
-    def loss(self, pred, target):
-        if self.mining_groups == 1: return truncated_triplet_loss(pred, target, **self.loss_kw)
+    def forward(self, v1, v2, online_size: int | None = None, target_size: int | None = None):
+        "The symmetric loss; `self.stats` then holds its diagnostics (`00_losses`), averaged over the two directions."
+        p1, p2 = self.online(v1, online_size), self.online(v2, online_size)
+        t1, t2 = self.target(v1, target_size), self.target(v2, target_size)
+        (l12, s12), (l21, s21) = self.loss(p1, t2, return_stats=True), self.loss(p2, t1, return_stats=True)
+        self.stats = {k: (s12[k] + s21[k]) / 2 for k in s12}   # detached: what the trainer logs every log_every steps
+        return l12 + l21
+
+    def loss(self, pred, target, return_stats: bool = False):
+        "The truncated triplet loss of one direction, mined within each of `mining_groups` equal parts of the batch."
         if len(pred) % self.mining_groups:
             raise ValueError(f"A batch of {len(pred)} cannot be split into mining_groups={self.mining_groups} equal groups.")
-        return torch.stack([truncated_triplet_loss(p, t, **self.loss_kw) for p, t in
-                            zip(pred.chunk(self.mining_groups), target.chunk(self.mining_groups))]).mean()
+        parts = [truncated_triplet_loss(p, t, **self.loss_kw, return_stats=True)
+                 for p, t in zip(pred.chunk(self.mining_groups), target.chunk(self.mining_groups))]
+        loss = parts[0][0] if len(parts) == 1 else torch.stack([l for l, _ in parts]).mean()
+        if not return_stats: return loss
+        return loss, {k: torch.stack([s[k] for _, s in parts]).mean() for k in parts[0][1]}
 
 # %% ../nbs/04_models.ipynb
 class BYOL(SiameseSSL):
