@@ -142,7 +142,7 @@ def test_api_reference(site, browser):
     assert re.search(r'truncated_triplet_loss\(pred.*\*, deputy, gamma: float = 2\.0, margin: float = 100\.0', sig.inner_text().replace('\n', ' '))
     assert 'Mean over rows of max(0' in page.inner_text('article')   # its docstring
     page.close()
-    page, _ = open_page(browser, out / 'api' / 'train.html')
-    table = page.locator('dt[id="triplet_ssl.train.Config"] + dd table')   # show_doc's table: the comments beside Config's fields
+    page, _ = open_page(browser, out / 'api' / 'config.html')
+    table = page.locator('dt[id="triplet_ssl.config.Config"] + dd table')   # show_doc's table: the comments beside Config's fields
     assert re.search(r'deputy\s+any\s+\[2, 10\]\s+.median., .hardest.', table.inner_text())
     page.close()
