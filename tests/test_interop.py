@@ -96,6 +96,18 @@ def test_reid_command_reads_every_format(files, reid_reference, fmt, capsys):
     np.testing.assert_array_equal(np.load(d / f'reid_{fmt}' / 'gallery.npy'), gallery)
 
 
+@pytest.mark.parametrize('fmt', ('openselfsup', 'torchvision'))
+def test_init_checkpoint_reads_other_formats(files, fmt):
+    "`init_checkpoint` of a pretraining run: another format's backbone starts both the online and the target network."
+    from triplet_ssl.interop import init_from_checkpoint
+    from triplet_ssl.models import TripletSSL, build_backbone
+    from helpers import LOSS
+    _, paths, net = files
+    model = TripletSSL(build_backbone('resnet18'), 32, 16, 32, **LOSS)
+    assert init_from_checkpoint(model, paths[fmt], 'resnet18') == fmt
+    _same(model.backbone.state_dict(), net.state_dict()); _same(model.target_network[0].state_dict(), net.state_dict())
+
+
 BAD = [('empty.pt', 'is empty (0 bytes)'), ('truncated.pt', 'cannot be read as a checkpoint')]
 
 
@@ -108,8 +120,12 @@ def test_bad_file_gives_the_readers_message_in_every_consumer(files, name, messa
     from triplet_ssl.runs import CheckpointError
     d, _, _ = files
     bad = d / name
+    from triplet_ssl.interop import init_from_checkpoint
+    from triplet_ssl.models import TripletSSL, build_backbone
+    from helpers import LOSS
     for call in (lambda: load_backbone(bad, 'resnet18', 3), lambda: export_detectron2(bad, d / 'x.pkl'),
-                 lambda: build_detector('resnet18', 2, weights=bad)):
+                 lambda: build_detector('resnet18', 2, weights=bad),
+                 lambda: init_from_checkpoint(TripletSSL(build_backbone('resnet18'), 32, 16, 32, **LOSS), bad, 'resnet18')):
         with pytest.raises(CheckpointError) as e: call()
         assert str(bad) in str(e.value) and message in str(e.value)
     for cli in (lambda: detection_main(['export', str(bad), str(d / 'x.pkl')]),

@@ -72,7 +72,7 @@ class Config:
     keep_last: int = 2              # checkpoints kept
     resume: str | None = None       # None: fresh run; 'auto': latest valid checkpoint in out_dir, if any; or a path
     overwrite: bool = False         # a fresh run into an out_dir holding a run deletes that run's files (else it is refused)
-    init_checkpoint: str | None = None  # start from this run's weights (online, target, heads) with a fresh optimizer and schedule
+    init_checkpoint: str | None = None  # start from a run's weights (online, target, heads) or another format's backbone (OpenSelfSup, torchvision), with a fresh optimizer and schedule
     num_workers: int = 1            # data-loader worker processes per process
     device: str = 'auto'            # 'auto', 'cpu', 'cuda'
     seed: int = 0                   # seeds the weights, the data order and every augmentation

@@ -14,7 +14,8 @@ from .runs import CheckpointError, _first_line, read_checkpoint
 
 # %% auto 0
 __all__ = ['TORCHVISION_ARCHS', 'FORMATS', 'backbone_state_dict', 'read_backbone', 'load_backbone', 'export_torchvision',
-           'torchvision_to_detectron2', 'detectron2_to_torchvision', 'export_detectron2', 'load_detectron2_pkl', 'main']
+           'init_from_checkpoint', 'torchvision_to_detectron2', 'detectron2_to_torchvision', 'export_detectron2',
+           'load_detectron2_pkl', 'main']
 
 # %% ../nbs/09_interop.ipynb
 TORCHVISION_ARCHS = ('resnet18', 'resnet50')   # ImageNet stems: the layouts torchvision's (and detectron2's) ResNets have
@@ -97,6 +98,22 @@ def export_torchvision(path, out, arch: str | None = None) -> Path:
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.clone() for k, v in sd.items()}, out)
     return out
+
+# %% ../nbs/09_interop.ipynb
+def init_from_checkpoint(model: nn.Module, path, arch: str) -> str:
+    "Load `init_checkpoint` into a siamese `model` (`04_models`): all of a run's weights, or another format's backbone (online and target). Returns the format."
+    from triplet_ssl.runs import load_checkpoint
+    sd, saved, fmt = read_backbone(path)
+    if fmt == 'triplet-ssl':
+        load_checkpoint(path, model, arch=arch)
+        return fmt
+    if saved and saved != arch: raise CheckpointError(f"{path} holds a {saved!r} backbone but arch={arch!r}; set arch={saved!r}.")
+    for net in (model.backbone, *([model.target_network[0]] if model.target_network is not None else [])):
+        try: net.load_state_dict(sd)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path} ({fmt}) does not fit arch={arch!r}: {str(e).splitlines()[1].strip()[:200]} Set the arch "
+                                  "(and, for a 3-channel file, a 3-channel dataset) the weights were trained with.") from None
+    return fmt
 
 # %% ../nbs/09_interop.ipynb
 _TV = re.compile(r'^(?:conv1|bn1|layer([1-4])\.(\d+)\.(?:conv(\d)|bn(\d)|downsample\.([01])))\.(weight|bias|running_mean|running_var)$')

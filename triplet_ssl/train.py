@@ -26,6 +26,7 @@ from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, 
                               read_metrics, rng_state, save_checkpoint, seed_everything, set_rng_state)
 from .config import CONFIG_GROUPS, Config, config_dict, config_fields, load_config   # `from triplet_ssl.train import Config` keeps working
 from .evaluate import OnlineLinearProbe, knn_evaluate
+from .interop import init_from_checkpoint
 
 # %% auto 0
 __all__ = ['multires_sizes', 'autocast_dtype', 'build_model', 'PretrainData', 'build_data', 'Pretraining', 'train', 'run', 'main']
@@ -142,7 +143,7 @@ class Pretraining:
             if missing: raise CheckpointError(f"{path} cannot be resumed: it has no {', '.join(missing)}. Use init_checkpoint to start from its weights.")
         self.run_id = (ckpt or {}).get('run_id') or uuid.uuid4().hex[:12]   # a resumed run keeps its id: pruning touches only its own files
         if ckpt is None:
-            if cfg.init_checkpoint: load_checkpoint(cfg.init_checkpoint, self.model, arch=cfg.arch)   # e.g. SYSU-30k from ImageNet
+            if cfg.init_checkpoint: init_from_checkpoint(self.model, cfg.init_checkpoint, cfg.arch)   # e.g. SYSU-30k from ImageNet (09_interop)
             return None
         load_checkpoint(path, self.model, arch=cfg.arch)
         self.opt.load_state_dict(ckpt['optimizer']); self.scaler.load_state_dict(ckpt['scaler'])
