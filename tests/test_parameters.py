@@ -45,3 +45,16 @@ def test_linear_eval_parameters_are_evalconfig_fields_with_its_defaults():
     assert set(diff) == quick, set(diff) ^ quick
     cpu = yaml.safe_load((REPO / 'configs' / 'linear' / 'cpu.yaml').read_text())
     assert {k: params[k] for k in quick} == {k: cpu[k] for k in quick}
+
+
+def test_library_function_defaults_equal_configs():
+    """The loss's own `gamma`, `margin`, `negatives` (its paper definition, for a caller of `truncated_triplet_loss`) and the
+    kNN functions' `k`, `t` (InstDisc's monitor) are the only defaults also written outside `Config`: they must agree."""
+    from triplet_ssl.config import Config
+    from triplet_ssl.evaluate import knn_evaluate, knn_predict, knn_top1
+    from triplet_ssl.losses import truncated_triplet_loss
+    default = lambda f, name: inspect.signature(f).parameters[name].default
+    loss = {k: default(truncated_triplet_loss, k) for k in ('gamma', 'margin', 'negatives')}
+    assert loss == {k: getattr(Config, k) for k in loss}, loss
+    assert inspect.signature(truncated_triplet_loss).parameters['deputy'].default is inspect.Parameter.empty   # Config's alone
+    for f in (knn_predict, knn_top1, knn_evaluate): assert (default(f, 'k'), default(f, 't')) == (Config.knn_k, Config.knn_t), f.__name__
