@@ -4,7 +4,7 @@
 
 # %% ../nbs/19_reid.ipynb 3
 from __future__ import annotations
-import json, os, re, time, warnings
+import json, os, re, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -17,13 +17,12 @@ from . import interop
 from .data import Sysu30kTrain   # the training images live in 01_data (read by the trainer)
 
 # %% auto 0
-__all__ = ['DISTRACTOR_FOLDER', 'IMAGE_EXTENSIONS', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ReidSplit',
-           'parse_reid_folder', 'sysu30k_test', 'write_synthetic_sysu30k', 'ReidImages', 'flip_features',
-           'extract_reid_features', 'scoring_memory_bytes', 'reid_metrics', 'evaluate_sysu30k', 'main']
+__all__ = ['DISTRACTOR_FOLDER', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ReidSplit', 'parse_reid_folder', 'sysu30k_test',
+           'write_synthetic_sysu30k', 'ReidImages', 'flip_features', 'extract_reid_features', 'scoring_memory_bytes',
+           'reid_metrics', 'evaluate_sysu30k', 'main']
 
 # %% ../nbs/19_reid.ipynb
 DISTRACTOR_FOLDER = '0000others'
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 _NAME = re.compile(r'^(?P<id>\d+|0000others)_c(?P<cam>\d+)_(?P<n>\d+)\.(?:jpe?g|png)$', re.IGNORECASE)
 
 class ReidSplit:
