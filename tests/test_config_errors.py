@@ -1,6 +1,6 @@
 """Bad configuration and input, through the command line and through papermill: one line `error: ...` naming the key,
 the value and the fix, exit status 1, no traceback; values of the right meaning but the wrong YAML type are accepted."""
-import gzip, subprocess, sys
+import subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np

@@ -1,7 +1,6 @@
 """Distributed training on the CPU (gloo) matches one process; runs stop on SIGTERM and resume."""
-import json, os, signal, subprocess, sys, time
+import json, signal, subprocess, sys, time
 import pytest
-import torch
 
 from helpers import REPO, tiny
 from triplet_ssl.train import Config, load_config, run, train, build_model

@@ -1,5 +1,5 @@
 """Detection transfer end to end: the export CLI, and Faster R-CNN fine-tuned on a synthetic VOC-format dataset."""
-import pickle, subprocess, sys, time
+import pickle, time
 from pathlib import Path
 import numpy as np
 import torch

@@ -1,7 +1,7 @@
 """The documentation site (`make docs`), built from the notebooks as committed and opened in headless Chromium: every page
 loads without a console error or a request that leaves the site, every internal link resolves, math is rendered (offline),
 figures are inline, and the API reference shows the exported functions' signatures and docstrings."""
-import html.parser, importlib.util, json, os, re, sys
+import html.parser, json, os, re, sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 import pytest

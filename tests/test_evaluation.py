@@ -112,6 +112,7 @@ def test_authors_format_is_evaluated_from_the_command_line(tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     same = run('-m', 'triplet_ssl.linear', next(tiny_run.glob('checkpoint-*.pt')), 'protocol=linear_features', 'train_size=1000',
                'test_size=300', 'epochs=2', 'num_workers=0', f'out_dir={tmp_path / "eval2"}')
+    assert same.returncode == 0, same.stderr[-3000:]
     top1 = lambda d: json.loads((tmp_path / d / 'results.json').read_text())['top1']
     assert top1('eval') == top1('eval2')   # the same backbone weights, whatever the file format
     r = run('-m', 'triplet_ssl.linear', tmp_path / 'authors.pth', 'protocol=linear_features')

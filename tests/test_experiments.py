@@ -1,5 +1,5 @@
 """The two entry points a researcher uses: the command line and the papermill experiment notebook."""
-import json, os, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 import pytest
 

@@ -3,7 +3,6 @@ evaluation's loader, the detectron2 export, the detectors' initialisation and re
 runs, the authors' OpenSelfSup/mmcv files and torchvision files to the same weights, and a file they cannot use ends
 each of them with the reader's `CheckpointError` message, not a traceback from inside torch."""
 import ast
-from pathlib import Path
 import numpy as np
 import pytest
 import torch

@@ -1,5 +1,5 @@
 """The library notebooks are committed executed (`make notebooks`), and their printed numbers are not stale."""
-import base64, copy, importlib.util, os, re
+import base64, copy, importlib.util, re
 import nbformat, pytest
 
 from helpers import REPO

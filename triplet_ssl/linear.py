@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_linear.ipynb 3
 from __future__ import annotations
-import dataclasses, json, math, os, sys, time
+import json, math, os, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -18,7 +18,7 @@ from torchvision.transforms import v2
 from .data import count_classes, dataset_info, dataset_labels, open_dataset, subset_dataset
 from .augment import Augmented, ResumableSampler, eval_transform
 from .distributed import all_reduce_sum, convert_sync_batchnorm, init_distributed, shard
-from .evaluate import extract_features, knn_evaluate, sharded_features
+from .evaluate import knn_evaluate, sharded_features
 from .config import Config, coerce_fields, read_params
 from .interop import load_backbone
 from .optim import lr_at

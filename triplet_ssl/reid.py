@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader, Dataset
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 from . import interop
-from .data import Sysu30kTrain   # the training images live in 01_data (read by the trainer)
 
 # %% auto 0
 __all__ = ['DISTRACTOR_FOLDER', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ReidSplit', 'parse_reid_folder', 'sysu30k_test',

@@ -23,8 +23,8 @@ from .models import SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_
 from .optim import build_optimizer, lr_at
 from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, StopRequest, check_run_folder, checkpoint_path,
                               latest_checkpoint, load_checkpoint, loader_worker_init, nonfinite_tensor, prune_checkpoints, provenance,
-                              read_metrics, rng_state, save_checkpoint, seed_everything, set_rng_state)
-from .config import CONFIG_GROUPS, Config, config_dict, config_fields, load_config   # `from triplet_ssl.train import Config` keeps working
+                              rng_state, save_checkpoint, seed_everything, set_rng_state)
+from .config import CONFIG_GROUPS, Config, config_dict, load_config   # `from triplet_ssl.train import Config` keeps working
 from .evaluate import OnlineLinearProbe, knn_evaluate
 from .interop import init_from_checkpoint
 
