@@ -15,6 +15,7 @@ exclude_patterns = ['_build', '**.ipynb_checkpoints']
 # Notebooks are shown as committed: their outputs are the results (nothing is executed while building).
 nb_execution_mode = 'off'
 nb_merge_streams = True
+nb_render_markdown_format = 'myst'   # markdown outputs (the README's generated tables) render as MyST: tables included
 myst_enable_extensions = ['dollarmath', 'amsmath']
 myst_heading_anchors = 3
 suppress_warnings = ['myst.header', 'misc.highlighting_failure']

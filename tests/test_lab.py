@@ -11,7 +11,8 @@ ROOT = os.getuid() == 0
 def test_make_lab_adds_allow_root_only_as_root():
     r = subprocess.run(['make', '-n', '-s', 'lab', f'VENV={BIN.parent}'], cwd=REPO, capture_output=True, text=True, timeout=60)
     line = next(l for l in r.stdout.splitlines() if 'jupyter lab' in l)
-    assert line.split()[-2:] == ['nbs', '--allow-root'] if ROOT else line.split()[-1] == 'nbs', line
+    assert line.startswith('cd nbs && ') and 'pre_save_hook=nbdev.clean.clean_jupyter' in line   # saves in nbdev_clean's form
+    assert line.split()[-2:] == ['.', '--allow-root'] if ROOT else line.split()[-1] == '.', line
 
 
 def free_port() -> int:
