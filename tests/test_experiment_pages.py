@@ -36,7 +36,9 @@ def test_the_record_tool_refuses_other_code(tmp_path):
     run['cells'].insert(2, {'cell_type': 'code', 'execution_count': 1, 'id': 'inj', 'metadata': {'tags': ['injected-parameters']},
                             'outputs': [], 'source': ['seed = 1\n']})   # papermill's: left out
     code = next(c for c in run['cells'] if c['cell_type'] == 'code' and 'injected-parameters' not in c['metadata'].get('tags', []))
-    code['outputs'] = [{'output_type': 'stream', 'name': 'stderr', 'text': ['epoch 1:  10%\repoch 1:  50%\repoch 1: 100%\n', 'done\n']}]
+    code['outputs'] = [{'output_type': 'stream', 'name': 'stderr', 'text': ['epoch 1:  10%']},   # a progress bar, written piece by piece
+                       {'output_type': 'stream', 'name': 'stderr', 'text': ['\repoch 1:  50%', '\repoch 1: 100%\n']},
+                       {'output_type': 'stream', 'name': 'stderr', 'text': 'done\n'}]
     (tmp_path / 'run.ipynb').write_text(json.dumps(run))
     got = rec.record(tmp_path / 'run.ipynb', target)
     assert len(got['cells']) == len(nb['cells']) and not any('injected-parameters' in c['metadata'].get('tags', []) for c in got['cells'])
@@ -64,3 +66,22 @@ def test_every_figure_is_shown_by_a_page():
     orphans = sorted(p.name for p in figures - shown_images())
     assert not orphans, (f"figures/ holds images no page shows: {orphans}. Show each in nbs/index.ipynb (README, `make readme`) "
                          "or in a notebook's markdown (![what](../figures/NAME.png)), or delete it.")
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    "(page, line) of every papermill command the README and the notebooks' markdown document."
+    pages = [(REPO / 'README.md', (REPO / 'README.md').read_text())] + [
+        (p, '\n'.join(''.join(c['source']) for c in json.loads(p.read_text())['cells'] if c['cell_type'] == 'markdown'))
+        for p in [*sorted((REPO / 'nbs').glob('[0-9]*.ipynb')), *EXPERIMENTS]]
+    return [(p.relative_to(REPO).as_posix(), line) for p, text in pages for line in text.splitlines()
+            if re.search(r'papermill nbs/experiments/\w+\.ipynb \S', line)]
+
+
+def test_documented_commands_create_their_folder():
+    "papermill does not create the output notebook's folder: each documented command does (`mkdir -p DIR && papermill ...`)."
+    commands = documented_commands()
+    assert len(commands) >= 6, commands
+    missing = [(page, line.strip()) for page, line in commands
+               if (folder := Path(re.search(r'papermill nbs/experiments/\w+\.ipynb (\S+)', line)[1]).parent) != Path('.')
+               and f'mkdir -p {folder.as_posix()}' not in line]
+    assert not missing, f"commands whose output folder may not exist on a fresh clone (add `mkdir -p DIR && `): {missing}"

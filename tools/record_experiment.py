@@ -1,8 +1,8 @@
 """Commit an executed experiment notebook as the page a reader sees: `python tools/record_experiment.py runs/demo/pretrain.ipynb`.
 
 Copies the outputs of a papermill execution (`papermill nbs/experiments/NAME.ipynb OUT/NAME.ipynb --log-output ...`) into
-`nbs/experiments/NAME.ipynb`, cell by cell, after checking that every cell's source is the committed one (the outputs
-must come from the code a reader sees). Progress bars are kept as a terminal would leave them (the text after each line's
+`nbs/experiments/NAME.ipynb`, code cell by code cell, after checking that every code cell is the committed one (the
+outputs must come from the code a reader sees). Progress bars are kept as a terminal would leave them (the text after each line's
 last carriage return), papermill's injected-parameters cell is left out (the notebook's closing cell prints the command,
 date and wall time of the execution) and the result is in nbdev_clean's form, outputs kept, so `nbdev_clean` changes
 nothing (tests/test_notebook_clean.py).
@@ -35,21 +35,32 @@ def nb_text(nb: dict) -> str:
 
 
 def record(executed: Path, target: Path) -> dict:
-    "The committed notebook `target` with the outputs of `executed`, cleaned; raises ValueError if their code differs."
+    """The committed notebook `target` with the outputs of `executed`, cleaned. Its code cells must be the committed ones
+    (ValueError otherwise); markdown is the committed notebook's (it does not change what the code printed)."""
     run, src = json.loads(executed.read_text()), json.loads(target.read_text())
-    cells = [c for c in run['cells'] if 'injected-parameters' not in c.get('metadata', {}).get('tags', [])]
-    code = lambda c: (c['cell_type'], ''.join(c['source']))
-    if [code(c) for c in cells] != [code(c) for c in src['cells']]:
-        diff = next(i for i, (a, b) in enumerate(zip(cells + [None] * 999, src['cells'] + [None] * 999)) if a is None or b is None or code(a) != code(b))
-        raise ValueError(f"{executed} was executed from other code than {target} (first difference: cell {diff}): "
+    code = lambda nb: [c for c in nb['cells'] if c['cell_type'] == 'code' and 'injected-parameters' not in c.get('metadata', {}).get('tags', [])]
+    ran, mine = code(run), code(src)
+    if [''.join(c['source']) for c in ran] != [''.join(c['source']) for c in mine]:
+        diff = next((i for i, (a, b) in enumerate(zip(ran, mine)) if a['source'] != b['source']), min(len(ran), len(mine)))
+        raise ValueError(f"{executed} was executed from other code than {target} (first difference: code cell {diff}): "
                          f"execute the committed notebook again.")
     out = copy.deepcopy(src)
-    for mine, theirs in zip(out['cells'], cells):
-        if mine['cell_type'] != 'code': continue
-        mine['outputs'] = copy.deepcopy(theirs.get('outputs', []))
-        for o in mine['outputs']:
-            if o.get('output_type') == 'stream': o['text'] = terminal_text(''.join(o['text']))
+    for cell, theirs in zip(code(out), ran): cell['outputs'] = merged_streams(theirs.get('outputs', []))
     return clean(out)
+
+
+def merged_streams(outputs: list) -> list:
+    "`outputs` with consecutive writes to the same stream joined, each as a terminal would leave it (see `terminal_text`)."
+    merged = []
+    for o in copy.deepcopy(outputs):
+        if o.get('output_type') == 'stream' and merged and merged[-1].get('output_type') == 'stream' and merged[-1]['name'] == o['name']:
+            merged[-1]['text'] += ''.join(o['text'])
+        else:
+            if o.get('output_type') == 'stream': o['text'] = ''.join(o['text'])
+            merged.append(o)
+    for o in merged:
+        if o.get('output_type') == 'stream': o['text'] = terminal_text(o['text'])
+    return [o for o in merged if o.get('output_type') != 'stream' or o['text'].strip()]   # a progress bar that cleared itself
 
 
 def main(argv=None):
