@@ -58,9 +58,9 @@ def merged_streams(outputs: list) -> list:
         else:
             if o.get('output_type') == 'stream': o['text'] = ''.join(o['text'])
             merged.append(o)
-    for o in merged:
-        if o.get('output_type') == 'stream': o['text'] = terminal_text(o['text'])
-    return [o for o in merged if o.get('output_type') != 'stream' or o['text'].strip()]   # a progress bar that cleared itself
+    for o in merged:   # as lines, the way Jupyter writes them (a save in JupyterLab leaves them as they are)
+        if o.get('output_type') == 'stream': o['text'] = terminal_text(o['text']).splitlines(keepends=True)
+    return [o for o in merged if o.get('output_type') != 'stream' or ''.join(o['text']).strip()]   # a progress bar that cleared itself
 
 
 def main(argv=None):
