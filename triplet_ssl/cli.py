@@ -9,8 +9,8 @@ from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto 0
-__all__ = ['KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'params_of', 'show_value', 'format_help', 'ArgparseHelp', 'check_parameters',
-           'asset', 'presets', 'preset_path']
+__all__ = ['KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'params_of', 'show_value', 'key_value_note', 'format_help', 'ArgparseHelp',
+           'did_you_mean', 'check_parameters', 'asset', 'presets', 'preset_path']
 
 # %% ../nbs/07_cli.ipynb
 def type_name(anno) -> str:
@@ -38,7 +38,11 @@ def show_value(v) -> str:
     "A default as it is typed on a command line (`key=value`, parsed as YAML): tuples as lists, strings bare."
     return f"[{', '.join(map(show_value, v))}]" if isinstance(v, (tuple, list)) else str(v)
 
-KEY_VALUE_NOTE = "Parameters are key=value (values read as YAML, e.g. deputy=median, online_sizes=[96,224]); a CONFIG.yaml sets many at once."
+def key_value_note(*examples: str) -> str:
+    "The note under a `key=value` command's usage, with `examples` of its own keys (`'protocol=knn'`)."
+    return f"Parameters are key=value (values read as YAML, e.g. {', '.join(examples)}); a CONFIG.yaml sets many at once."
+
+KEY_VALUE_NOTE = key_value_note('deputy=median', 'online_sizes=[96,224]')   # pretraining's
 
 def format_help(obj, usage: str, description: str | None = None, groups: dict | None = None, width: int | None = None,
                 note: str | None = KEY_VALUE_NOTE) -> str:
@@ -87,6 +91,16 @@ class ArgparseHelp(argparse.RawDescriptionHelpFormatter):
 # %% ../nbs/07_cli.ipynb
 _PAPERMILL_NAMES = {'PAPERMILL_INPUT_PATH', 'PAPERMILL_OUTPUT_PATH'}   # papermill --inject-paths
 
+def _initials(name: str) -> str: return ''.join(w[0] for w in name.split('_') if w)
+
+def did_you_mean(name: str, names) -> str | None:
+    """The parameter of `names` a misspelt or abbreviated `name` most likely meant: the closest spelling
+    (`depity` → `deputy`), else the one whose initials it is, or that is its initials (`learning_rate` ↔ `lr`, `wd` → `weight_decay`)."""
+    names = list(names)
+    if close := difflib.get_close_matches(name, names, n=1): return close[0]
+    short = [n for n in names if (n == _initials(name) and '_' in name) or (name == _initials(n) and '_' in n)]
+    return short[0] if short else None
+
 def _is_value(v) -> bool:
     "A value papermill can inject (`-p`, `-y`, `-f`): None, bool, number, str, or lists/dicts of them."
     return v is None or isinstance(v, (bool, int, float, str, list, dict, tuple))
@@ -101,7 +115,7 @@ def check_parameters(namespace: dict, declared=None) -> None:
     unknown = sorted(k for k, v in namespace.items() if not k.startswith('_') and k not in declared | hidden | _PAPERMILL_NAMES
                      and _is_value(v))
     if not unknown: return
-    hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, declared, n=1)) else repr(k) for k in unknown]
+    hints = [f"{k!r} (did you mean {m!r}?)" if (m := did_you_mean(k, declared)) else repr(k) for k in unknown]
     raise ValueError(f"Unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}. This notebook's parameters: "
                      f"{', '.join(sorted(declared))} (papermill --help-notebook NOTEBOOK shows them with types and descriptions).")
 

@@ -36,27 +36,27 @@ PROTOCOLS = ('linear', 'linear_features', 'finetune', 'knn')
 class EvalConfig:
     "Every parameter of an evaluation (defaults: the paper's linear protocol, on Fashion-MNIST)."
     protocol: str = 'linear'        # 'linear' (paper), 'linear_features' (features extracted once), 'finetune' (semi-supervised), 'knn'
-    dataset: str = 'fashion_mnist'
-    data_dir: str | None = None
+    dataset: str = 'fashion_mnist'  # a key of triplet_ssl.data.DATASETS: the labelled and test splits to evaluate on
+    data_dir: str | None = None     # dataset root; None for Fashion-MNIST: Debian's package, else the bundled sample
     arch: str | None = None         # None: the checkpoint's (this package's runs record it); needed for other formats
     image_size: int | None = None   # None: the dataset's (224 for ImageNet)
     label_fraction: float | None = None  # fraction of the labelled split (0.01, 0.1); None: all labels
     subset_file: str | None = None  # image file names to label (SimCLR's format); None: ImageNet 1%/10%: the standard lists, else a seeded class-balanced draw
     train_size: int | None = None   # seeded subset of the labelled split (quick checks); None: all
     test_size: int | None = None    # seeded subset of the test split; None: all
-    epochs: int = 100
+    epochs: int = 100               # passes over the labelled images (linear, linear_features, finetune)
     batch_size: int = 256           # images per process per step: the global batch is batch_size × processes (paper: 256 in all)
     lr: float = 0.15                # the classifier's peak lr (paper: 0.15 short SSL, 0.04 long SSL)
     backbone_lr: float | None = None  # finetune only: the backbone's peak lr; None: lr
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    warmup_epochs: float = 5
+    momentum: float = 0.9           # SGD momentum
+    weight_decay: float = 0.0       # SGD weight decay (paper's linear protocol: none)
+    warmup_epochs: float = 5        # epochs of linear lr warm-up before the cosine decay
     knn_k: int = Config.knn_k       # protocol='knn': neighbours voting (the training logs' kNN default)
     knn_t: float = Config.knn_t     # protocol='knn': temperature of the vote weights exp(similarity / t) (the training logs')
     crop_scale: tuple | None = None  # RandomResizedCrop scale; None: (0.08, 1) from 64 px up, (0.5, 1) below
-    num_workers: int = 2
-    device: str = 'auto'
-    seed: int = 0
+    num_workers: int = 2            # data-loader worker processes per process
+    device: str = 'auto'            # 'auto' (a GPU if there is one), 'cpu', 'cuda'
+    seed: int = 0                   # seeds the classifier, the data order, the crops and the label subset
     out_dir: str | None = None      # None: <checkpoint folder>/eval_<protocol>[_<pct>pct]
 
     def __post_init__(self):
@@ -306,10 +306,11 @@ def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **
 
 # %% ../nbs/12_linear.ipynb
 def main(argv=None):
-    from triplet_ssl.cli import format_help, preset_path
+    from triplet_ssl.cli import format_help, key_value_note, preset_path
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ('-h', '--help'):
-        print(format_help(EvalConfig, "python -m triplet_ssl.linear CHECKPOINT [CONFIG.yaml] [key=value ...]", EvalConfig.__doc__))
+        print(format_help(EvalConfig, "python -m triplet_ssl.linear CHECKPOINT [CONFIG.yaml] [key=value ...]", EvalConfig.__doc__,
+                          note=key_value_note('protocol=knn', 'label_fraction=0.01', 'crop_scale=[0.08,1]')))
         return
     ckpt, rest = argv[0], argv[1:]
     path = rest[0] if rest and '=' not in rest[0] else None
