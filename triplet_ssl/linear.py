@@ -308,7 +308,7 @@ def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **
 def main(argv=None):
     from triplet_ssl.cli import format_help, key_value_note, preset_path
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ('-h', '--help'):
+    if not argv or {'-h', '--help'} & set(argv):
         print(format_help(EvalConfig, "python -m triplet_ssl.linear CHECKPOINT [CONFIG.yaml] [key=value ...]", EvalConfig.__doc__,
                           note=key_value_note('protocol=knn', 'label_fraction=0.01', 'crop_scale=[0.08,1]')))
         return

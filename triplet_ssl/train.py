@@ -330,7 +330,7 @@ def run(cfg: Config, gpus: int = 1, nodes: int = 1, node_rank: int = 0, master_a
 def main(argv=None):
     from triplet_ssl.cli import format_help, preset_path
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ('-h', '--help'):
+    if {'-h', '--help'} & set(argv):
         print(format_help(Config, "python -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\n"
                           "       torchrun --nproc_per_node=N -m triplet_ssl.train [CONFIG.yaml] [key=value ...]", Config.__doc__, CONFIG_GROUPS))
         return
