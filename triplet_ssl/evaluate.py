@@ -8,11 +8,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from .distributed import all_gather_uneven, all_reduce_sum, gather_shards, shard, world_size
+from .distributed import all_gather_uneven, all_reduce_sum, gather_shards, is_main, shard, world_size
 
 # %% auto 0
-__all__ = ['tensor_batches', 'extract_features', 'knn_predict', 'knn_top1', 'sharded_features', 'knn_evaluate',
+__all__ = ['progress_bar', 'tensor_batches', 'extract_features', 'knn_predict', 'knn_top1', 'sharded_features', 'knn_evaluate',
            'OnlineLinearProbe', 'learning_curves', 'efficiency_table', 'plot_learning_efficiency']
+
+# %% ../nbs/10_evaluate.ipynb
+import sys
+from tqdm import tqdm   # text bars: the same in a terminal, JupyterLab and papermill logs
+
+def progress_bar(iterable, desc: str, enabled: bool = True, total: int | None = None) -> tqdm:
+    """A tqdm bar over `iterable`, as the trainer draws its epochs: redrawn twice a second in a terminal, every 10 s where
+    stderr is a log or a notebook (papermill), left off the screen when done; nothing when not `enabled` (`progress=False`, other processes)."""
+    return tqdm(iterable, desc=desc, total=total, disable=not enabled, leave=False, mininterval=0.5 if sys.stderr.isatty() else 10)
 
 # %% ../nbs/10_evaluate.ipynb
 def tensor_batches(images: torch.Tensor, transform=None, batch_size: int = 512):
@@ -73,21 +82,25 @@ def knn_top1(bank, bank_labels, queries, query_labels, num_classes: int, k: int 
 
 # %% ../nbs/10_evaluate.ipynb
 def sharded_features(net: nn.Module, dataset, device='cpu', dtype=None, batch_size: int = 512, num_workers: int = 0,
-                     gather: bool = False, worker_init_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
-    "Features and labels of this process's `shard` of `dataset` (on `device`); with `gather`, of the whole dataset, in order, on every process."
+                     gather: bool = False, worker_init_fn=None, progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and labels of this process's `shard` of `dataset` (on `device`); with `gather`, of the whole dataset, in order, on every process.
+    `progress`: the description of a bar over the batches (process 0's)."""
     loader = DataLoader(shard(dataset), batch_size=batch_size, num_workers=num_workers, pin_memory=torch.device(device).type == 'cuda',
                         worker_init_fn=worker_init_fn)
-    f, y = extract_features(net, loader, device, dtype, return_labels=True) if len(loader) else (torch.zeros(0, net.feature_dim), torch.zeros(0, dtype=torch.long))
+    batches = progress_bar(loader, progress, progress is not None and is_main())
+    f, y = extract_features(net, batches, device, dtype, return_labels=True) if len(loader) else (torch.zeros(0, net.feature_dim), torch.zeros(0, dtype=torch.long))
     f, y = f.to(device), y.to(device)   # collectives run on the device (NCCL needs GPU tensors)
     return (gather_shards(f), gather_shards(y)) if gather else (f, y)
 
 def knn_evaluate(net: nn.Module, bank_set, test_set, num_classes: int, k: int = 200, t: float = 0.1, device='cpu', dtype=None,
-                 batch_size: int = 512, num_workers: int = 0, return_queries: bool = False, worker_init_fn=None) -> dict:
+                 batch_size: int = 512, num_workers: int = 0, return_queries: bool = False, worker_init_fn=None, progress: bool = False) -> dict:
     """kNN top-1 and top-5 (%) of `net`'s features: bank from `bank_set`, queries from `test_set` ((image, label) datasets,
     deterministic transforms). Every process embeds its share; all get the same result (with `return_queries`, also the
     test features and labels, gathered)."""
-    bank, bank_y = sharded_features(net, bank_set, device, dtype, batch_size, num_workers, worker_init_fn=worker_init_fn)
-    queries, test_y = sharded_features(net, test_set, device, dtype, batch_size, num_workers, gather=True, worker_init_fn=worker_init_fn)
+    bank, bank_y = sharded_features(net, bank_set, device, dtype, batch_size, num_workers, worker_init_fn=worker_init_fn,
+                                    progress='kNN bank features' if progress else None)
+    queries, test_y = sharded_features(net, test_set, device, dtype, batch_size, num_workers, gather=True, worker_init_fn=worker_init_fn,
+                                       progress='kNN query features' if progress else None)
     scores = knn_predict(bank, bank_y, queries, num_classes, k, t, sharded=True)
     top = scores.topk(min(5, num_classes), dim=1).indices == test_y[:, None]
     res = dict(top1=100.0 * top[:, 0].float().mean().item(), top5=100.0 * top.any(1).float().mean().item())

@@ -15,7 +15,6 @@ import yaml
 from fastcore.basics import patch   # a class's methods in their own cells, as nbdev writes them
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
-from tqdm import tqdm   # text bars: the same in a terminal, JupyterLab and papermill logs
 from .data import count_classes, dataset_info, open_dataset, subset_dataset
 from .augment import Augmented, ResumableSampler, device_views, eval_transform, ssl_views
 from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
@@ -25,7 +24,7 @@ from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, 
                               latest_checkpoint, load_checkpoint, loader_worker_init, nonfinite_tensor, prune_checkpoints, provenance,
                               rng_state, save_checkpoint, seed_everything, set_rng_state)
 from .config import CONFIG_GROUPS, Config, config_dict, load_config   # `from triplet_ssl.train import Config` keeps working
-from .evaluate import OnlineLinearProbe, knn_evaluate
+from .evaluate import OnlineLinearProbe, knn_evaluate, progress_bar
 from .interop import init_from_checkpoint
 
 # %% auto 0
@@ -192,8 +191,8 @@ def train_one_epoch(self: Pretraining, stop: StopRequest):
     epoch, first = divmod(self.step, d.steps_per_epoch)
     d.sampler.set_epoch(epoch, first * cfg.accum_steps)
     batches = iter(d.loader)
-    bar = tqdm(range(first, min(d.steps_per_epoch, first + d.total_steps - self.step)), desc=f'epoch {epoch + 1}/{cfg.epochs}',
-               disable=not (self.progress and self.main), leave=False, mininterval=0.5 if sys.stderr.isatty() else 10)
+    bar = progress_bar(range(first, min(d.steps_per_epoch, first + d.total_steps - self.step)), f'epoch {epoch + 1}/{cfg.epochs}',
+                       self.progress and self.main)
     losses, t0, seen = [], time.time(), 0
     for _ in bar:
         loss, stats, stopping = self.train_step(batches, stop)
