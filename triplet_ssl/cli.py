@@ -17,6 +17,7 @@ def type_name(anno) -> str:
     "A short name for a type annotation, as a user reads it: `int`, `float | None`, `tuple`."
     if anno is inspect.Parameter.empty or anno is None: return 'any'
     if isinstance(anno, str): return anno   # unevaluated (postponed) annotation
+    if anno in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL): return 'keywords' if anno is inspect.Parameter.VAR_KEYWORD else 'positional'   # docments' anno of **kwargs, *args
     if isinstance(anno, type) and not isinstance(anno, types.GenericAlias): return 'any' if anno is object else anno.__name__
     return str(anno).replace('typing.', '').replace('NoneType', 'None')
 
@@ -30,8 +31,13 @@ def _importable(obj):
 def params_of(obj) -> list[dict]:
     "Name, type, default and description of each field of a dataclass (or parameter of a function): the comment beside it, read by fastcore's `docments`."
     obj = _importable(obj)
+    docs = docments(obj, full=True)
+    if any(d['anno'] is inspect.Parameter.VAR_KEYWORD for d in docs.values()):   # fastcore 1.8's docments drops its args_kwargs flag: read **kwargs' comment as nbdev means to
+        from fastcore.docments import _docments
+        kw = _docments(obj, args_kwargs=True)
+        docs = {k: {**d, 'docment': kw[k]['docment'] if k in kw else d['docment']} for k, d in docs.items()}
     return [dict(name=name, type=type_name(d['anno']), default=d['default'], doc=(d['docment'] or '').strip())
-            for name, d in docments(obj, full=True).items() if name != 'return']
+            for name, d in docs.items() if name != 'return']
 
 # %% ../nbs/07_cli.ipynb
 def show_value(v) -> str:

@@ -211,7 +211,10 @@ def read_params(cls, path=None, overrides=(), extra=(), **kwargs) -> dict:
                          f"valid parameters are {fields}.")
     return params
 
-def load_config(path=None, overrides=(), **kwargs) -> Config:
+def load_config(path=None,      # a YAML file of parameter: value (None: only the defaults and what follows)
+                overrides=(),   # `key=value` strings, values parsed as YAML (the command line's), applied after the file
+                **kwargs,       # fields set last, over the file and the overrides
+               ) -> Config:
     "A `Config` from a YAML file, then `key=value` strings (values parsed as YAML), then keyword arguments; launch keys are dropped."
     params = read_params(Config, path, overrides, LAUNCH_KEYS, **kwargs)
     return Config(**{k: v for k, v in params.items() if k not in LAUNCH_KEYS})

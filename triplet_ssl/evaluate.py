@@ -92,8 +92,20 @@ def sharded_features(net: nn.Module, dataset, device='cpu', dtype=None, batch_si
     f, y = f.to(device), y.to(device)   # collectives run on the device (NCCL needs GPU tensors)
     return (gather_shards(f), gather_shards(y)) if gather else (f, y)
 
-def knn_evaluate(net: nn.Module, bank_set, test_set, num_classes: int, k: int = 200, t: float = 0.1, device='cpu', dtype=None,
-                 batch_size: int = 512, num_workers: int = 0, return_queries: bool = False, worker_init_fn=None, progress: bool = False) -> dict:
+def knn_evaluate(net: nn.Module,                # the backbone whose (L2-normalised) features are compared
+                 bank_set,                      # labelled (image, label) dataset: the memory bank
+                 test_set,                      # (image, label) dataset: the queries
+                 num_classes: int,              # classes voted for
+                 k: int = 200,                  # neighbours voting
+                 t: float = 0.1,                # temperature of the vote weights exp(similarity / t)
+                 device='cpu',                  # where the network runs and the scores are computed
+                 dtype=None,                    # autocast dtype (torch.bfloat16, ...); None: float32
+                 batch_size: int = 512,         # images per forward pass
+                 num_workers: int = 0,          # data-loader worker processes
+                 return_queries: bool = False,  # also return the test features and labels (gathered)
+                 worker_init_fn=None,           # the data loaders' worker_init_fn
+                 progress: bool = False,        # tqdm bars over the bank's and the queries' batches (process 0)
+                ) -> dict:
     """kNN top-1 and top-5 (%) of `net`'s features: bank from `bank_set`, queries from `test_set` ((image, label) datasets,
     deterministic transforms). Every process embeds its share; all get the same result (with `return_queries`, also the
     test features and labels, gathered)."""

@@ -69,7 +69,10 @@ def read_backbone(path) -> tuple[dict, str | None, str]:
     try: return backbone_state_dict(obj)
     except CheckpointError as e: raise CheckpointError(f"{path}: {e}") from None   # name the file
 
-def load_backbone(path, arch: str | None = None, channels: int | None = None) -> nn.Module:
+def load_backbone(path,                       # any checkpoint file `read_backbone` reads
+                  arch: str | None = None,    # a key of models.ARCHS; None: the one the file records (this package's runs)
+                  channels: int | None = None,  # channels of the images to embed; None: the file's (a mismatch is refused)
+                 ) -> nn.Module:
     "A backbone (`build_backbone`) with the weights of `path`, any format `read_backbone` reads; arch/channels default to the file's."
     sd, saved, fmt = read_backbone(path)
     if arch and saved and arch != saved:
@@ -89,7 +92,10 @@ def load_backbone(path, arch: str | None = None, channels: int | None = None) ->
         raise CheckpointError(f"{path} ({fmt}) does not fit arch={arch!r}: missing {missing[:5]}, unexpected {unexpected[:5]}. {fix}")
     return net
 
-def export_torchvision(path, out, arch: str | None = None) -> Path:
+def export_torchvision(path,                     # any checkpoint file `read_backbone` reads
+                       out,                      # the .pth state_dict to write
+                       arch: str | None = None,  # 'resnet18' or 'resnet50'; None: the one the file records
+                      ) -> Path:
     "Write the backbone of checkpoint `path` as a plain torchvision ResNet state_dict (no fc) to `out`."
     sd, saved, fmt = read_backbone(path)
     arch = arch or saved
@@ -104,7 +110,10 @@ def export_torchvision(path, out, arch: str | None = None) -> Path:
     return out
 
 # %% ../nbs/09_interop.ipynb
-def init_from_checkpoint(model: nn.Module, path, arch: str) -> str:
+def init_from_checkpoint(model: nn.Module,  # the siamese model of the run being started (04_models)
+                         path,               # a run checkpoint (every weight) or another format's backbone (online and target)
+                         arch: str,          # the run's arch: must match the file's where it records one
+                        ) -> str:
     "Load `init_checkpoint` into a siamese `model` (`04_models`): all of a run's weights, or another format's backbone (online and target). Returns the format."
     from triplet_ssl.runs import load_checkpoint
     sd, saved, fmt = read_backbone(path)
@@ -158,7 +167,9 @@ def detectron2_to_torchvision(weights: dict) -> dict:
     return {_d2_to_tv_name(k): torch.as_tensor(np.asarray(v)) for k, v in weights.items()}
 
 # %% ../nbs/09_interop.ipynb
-def export_detectron2(path, out) -> Path:
+def export_detectron2(path,  # any checkpoint file `read_backbone` reads (a resnet18/resnet50 backbone)
+                      out,   # the detectron2 .pkl to write
+                     ) -> Path:
     "Write the backbone of the checkpoint file `path` (any format `read_backbone` reads) as a detectron2 .pkl at `out`."
     sd, arch, fmt = read_backbone(path)
     if arch is not None and arch not in TORCHVISION_ARCHS:

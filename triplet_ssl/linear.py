@@ -69,7 +69,10 @@ class EvalConfig:
         for name in ('epochs', 'batch_size', 'knn_k'):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1: raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
 
-def load_eval_config(path=None, overrides=(), **kwargs) -> EvalConfig:
+def load_eval_config(path=None,      # a YAML file of parameter: value (None: only the defaults and what follows)
+                     overrides=(),   # `key=value` strings, values parsed as YAML (the command line's), applied after the file
+                     **kwargs,       # fields set last, over the file and the overrides
+                    ) -> EvalConfig:
     "An `EvalConfig` from a YAML file, then `key=value` strings (parsed as YAML), then keyword arguments (read as `08_config` reads `Config`)."
     return EvalConfig(**read_params(EvalConfig, path, overrides, **kwargs))
 
@@ -221,20 +224,46 @@ def _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, 
     return dict(**evaluate_classifier(model, progress_bar(test_loader, 'test', progress and rank == 0), device), epochs=rows, world_size=world, batch_per_process=batch,
                 global_batch=batch * world), model
 
-def linear_eval(backbone: nn.Module, train_set, test_set, num_classes: int, cfg: EvalConfig, info: dict, log=print, progress: bool = False,
-                metrics=None) -> dict:
+def linear_eval(backbone: nn.Module,  # the pretrained backbone (frozen, kept in eval mode)
+                train_set,            # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
+                test_set,             # (uint8 image, label) dataset for top-1/top-5, centre crops
+                num_classes: int,     # outputs of the classifier
+                cfg: EvalConfig,      # epochs, batch_size, lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
+                info: dict,           # the dataset's `dataset_info`: size, channels, mean, std
+                log=print,            # one line per epoch (None: silent)
+                progress: bool = False,  # tqdm bars over each epoch's batches and the test pass
+                metrics=None,         # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
+               ) -> dict:
     "Train a linear layer on the frozen backbone (eval mode) with augmentation; top-1/top-5 on `test_set`."
     return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, True, progress, metrics)
 
-def finetune(backbone: nn.Module, train_set, test_set, num_classes: int, cfg: EvalConfig, info: dict, log=print, progress: bool = False,
-             metrics=None) -> dict:
+def finetune(backbone: nn.Module,  # the pretrained backbone (trained with the classifier)
+             train_set,            # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
+             test_set,             # (uint8 image, label) dataset for top-1/top-5, centre crops
+             num_classes: int,     # outputs of the classifier
+             cfg: EvalConfig,      # epochs, batch_size, lr, backbone_lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
+             info: dict,           # the dataset's `dataset_info`: size, channels, mean, std
+             log=print,            # one line per epoch (None: silent)
+             progress: bool = False,  # tqdm bars over each epoch's batches and the test pass
+             metrics=None,         # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
+            ) -> dict:
     "Fine-tune backbone (at `backbone_lr`) and a new fc (at `lr`) together; top-1/top-5 on `test_set`."
     return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, False, progress, metrics)
 
 # %% ../nbs/12_linear.ipynb
-def linear_eval_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor, num_classes: int,
-                         epochs: int = 100, lr: float = 0.15, batch_size: int = 256, momentum: float = 0.9, weight_decay: float = 0.0,
-                         warmup_epochs: float = 5, seed: int = 0) -> dict:
+def linear_eval_features(train_f: torch.Tensor,     # (n, d) features of the labelled images
+                         train_y: torch.Tensor,     # (n,) their labels
+                         test_f: torch.Tensor,      # (m, d) features of the test images
+                         test_y: torch.Tensor,      # (m,) their labels
+                         num_classes: int,          # outputs of the linear layer
+                         epochs: int = 100,         # passes over the training features
+                         lr: float = 0.15,          # peak learning rate (warm-up, then cosine)
+                         batch_size: int = 256,     # features per SGD step
+                         momentum: float = 0.9,     # SGD momentum
+                         weight_decay: float = 0.0, # SGD weight decay
+                         warmup_epochs: float = 5,  # epochs of linear warm-up
+                         seed: int = 0,             # seeds the layer's initialisation and the batch order
+                        ) -> dict:
     "Linear classifier on fixed features (standardised with the training features' statistics): top-1/top-5 (%) on the test features."
     mean, std = train_f.mean(0), train_f.std(0).clamp_min(1e-6)
     train_f, test_f = (train_f - mean) / std, (test_f - mean) / std
@@ -250,7 +279,12 @@ def linear_eval_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: t
     return dict(top1=100.0 * c1 / len(test_y), top5=100.0 * c5 / len(test_y), train_top1=rows[-1]['train_top1'])
 
 # %% ../nbs/12_linear.ipynb
-def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, progress: bool = True, **kwargs) -> dict:
+def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an OpenSelfSup/mmcv file or a torchvision state_dict (09_interop)
+                        cfg: EvalConfig | None = None,  # the protocol and its parameters; None: `EvalConfig(**kwargs)`
+                        log=print,                      # where the progress lines go (None: nowhere)
+                        progress: bool = True,          # tqdm bars over feature extraction and epochs (process 0)
+                        **kwargs,                       # `EvalConfig` fields, when `cfg` is None
+                       ) -> dict:
     """Run `cfg.protocol` on the backbone of `checkpoint`; returns the results (also in <out_dir>/results.json, the
     per-epoch rows in metrics.jsonl and TensorBoard under <out_dir>/tb). `progress`: bars over feature extraction and epochs.
     Under torchrun, the processes share the work (one DDP job); rank 0 writes the files."""

@@ -100,8 +100,17 @@ def flip_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.normalize(net(x).float() + net(x.flip(-1)).float(), dim=1)
 
 @torch.no_grad()
-def extract_reid_features(net: nn.Module, paths, out_file, batch_size: int = 128, device='cpu', dtype=None,
-                          store_dtype=np.float16, num_workers: int = 4, size=REID_SIZE, progress: bool = False) -> np.ndarray:
+def extract_reid_features(net: nn.Module,          # the backbone (put in eval mode, then restored)
+                          paths,                    # image files, in the order of the rows written
+                          out_file,                 # the .npy file written batch by batch
+                          batch_size: int = 128,    # images per forward pass
+                          device='cpu',             # where the network runs
+                          dtype=None,               # autocast dtype (torch.bfloat16 on GPUs); None: float32
+                          store_dtype=np.float16,   # dtype of the features on disk
+                          num_workers: int = 4,     # data-loader worker processes decoding images
+                          size=REID_SIZE,           # (height, width) the images are resized to
+                          progress: bool = False,   # a tqdm bar over the batches
+                         ) -> np.ndarray:
     "Flip-augmented features of the images at `paths`, written to `out_file` (.npy) in batches (a bar with `progress`); returns it memory-mapped."
     device, was_training = torch.device(device), net.training
     net.eval().to(device)
@@ -131,8 +140,19 @@ def _good_and_junk(q_id, q_cam, g_ids, g_cams):
     return np.flatnonzero(same & (g_cams != q_cam)), same
 
 @torch.no_grad()
-def reid_metrics(qf, q_ids, q_cams, gf, g_ids, g_cams, ranks=(1, 5, 10), block_size: int = 32768, query_chunk: int = 1024,
-                 device='cpu', ap: str = 'trapezoid', progress: bool = False) -> dict:
+def reid_metrics(qf,                        # (q, d) L2-normalised query features (array, memmap or tensor)
+                 q_ids,                     # (q,) query identities (no 0: that is the distractors')
+                 q_cams,                    # (q,) query cameras
+                 gf,                        # (g, d) L2-normalised gallery features
+                 g_ids,                     # (g,) gallery identities (0: distractor)
+                 g_cams,                    # (g,) gallery cameras: same identity and camera as the query is junk, not counted
+                 ranks=(1, 5, 10),          # the CMC ranks reported
+                 block_size: int = 32768,   # gallery rows scored at once
+                 query_chunk: int = 1024,   # queries scored at once
+                 device='cpu',              # where the scores are computed
+                 ap: str = 'trapezoid',     # which AP `mAP` reports: 'trapezoid' (the seed's script) or 'standard'
+                 progress: bool = False,    # a tqdm bar over the gallery blocks
+                ) -> dict:
     """CMC rank-k (%) and mAP (%) of cosine retrieval; features L2-normalised (arrays, memmaps or tensors). Both APs are
     returned (`mAP_trapezoid`: the seed's SYSU-30k script; `mAP_standard`); `mAP` is the one `ap` names. `progress`: a bar over the gallery blocks."""
     if ap not in ('standard', 'trapezoid'): raise ValueError(f"Unknown ap {ap!r}; choose 'standard' or 'trapezoid'.")
@@ -174,9 +194,19 @@ def reid_metrics(qf, q_ids, q_cams, gf, g_ids, g_cams, ranks=(1, 5, 10), block_s
     return dict(out, mAP=maps[f'mAP_{ap}'], **maps, ap=ap, queries=n, queries_without_match=unmatched)
 
 # %% ../nbs/19_reid.ipynb
-def evaluate_sysu30k(net: nn.Module, root, work_dir, batch_size: int = 128, device='cpu', dtype=None, num_workers: int = 4,
-                     store_dtype=np.float16, block_size: int = 32768, reuse: bool = False, progress: bool = False,
-                     ap: str = 'trapezoid') -> dict:
+def evaluate_sysu30k(net: nn.Module,            # the backbone (pooled features); None with `reuse` and stored features
+                     root,                      # sysu_test_set_all/ (query/ and gallery/) or the folder holding it
+                     work_dir,                  # where query.npy, gallery.npy, metrics.json and tb/ are written
+                     batch_size: int = 128,     # images per forward pass
+                     device='cpu',              # where the network runs and the scores are computed
+                     dtype=None,                # autocast dtype (torch.bfloat16 on GPUs); None: float32
+                     num_workers: int = 4,      # data-loader worker processes decoding images
+                     store_dtype=np.float16,    # dtype of the features on disk (float16: 1.9 GiB for the full gallery)
+                     block_size: int = 32768,   # gallery images scored at once (bounds the memory)
+                     reuse: bool = False,       # score the features already in `work_dir` when their counts match
+                     progress: bool = False,    # tqdm bars over extraction and scoring
+                     ap: str = 'trapezoid',     # which AP `mAP` reports: 'trapezoid' (the seed's script) or 'standard'
+                    ) -> dict:
     """Rank-1/5/10 and mAP (%; both APs, `mAP` the one `ap` names) of `net`'s flip-augmented pooled features on SYSU-30k's test set under `root`,
     in `work_dir`/metrics.json and TensorBoard (`work_dir`/tb). `progress`: bars over extraction and scoring."""
     query, gallery = sysu30k_test(root)

@@ -293,7 +293,10 @@ def checkpoint(self: Pretraining, epoch: int):
                     rng=rng_state(), **({'online_linear': self.probe.state_dict()} if self.probe is not None else {}))
     prune_checkpoints(self.out, self.cfg.keep_last, self.run_id)
 
-def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
+def train(cfg: Config | None = None,  # every parameter of the run; None: `Config(**kwargs)`
+          progress: bool = True,      # a tqdm bar over each epoch's steps (process 0)
+          **kwargs,                   # `Config` fields, when `cfg` is None
+         ) -> Path:
     "Pretrain with `cfg` (or `Config(**kwargs)`), as one process or as one of torchrun's; returns the run folder."
     cfg = cfg or Config(**kwargs)
     with contextlib.ExitStack() as cleanup:   # the run folder's lock and the metric writers are released however the run ends
@@ -316,8 +319,13 @@ def _open_run_folder(cfg: Config, main: bool, world: int, device, cleanup: conte
 # %% ../nbs/11_train.ipynb
 def _train_worker(params: dict) -> str: return str(train(Config(**params)))
 
-def run(cfg: Config, gpus: int = 1, nodes: int = 1, node_rank: int = 0, master_addr: str = '127.0.0.1',
-        master_port: int | None = None) -> Path:
+def run(cfg: Config,                     # every parameter of the run
+        gpus: int = 1,                   # processes on each node (GPUs; CPU processes when there is no GPU)
+        nodes: int = 1,                  # machines taking part
+        node_rank: int = 0,              # this machine's index among the nodes (0 hosts the rendezvous)
+        master_addr: str = '127.0.0.1',  # address of node 0, reachable from every node
+        master_port: int | None = None,  # port on node 0; None: a free one (single node only)
+       ) -> Path:
     "Train with `gpus` processes on each of `nodes` nodes (processes on CPUs when there is no GPU); returns the run folder."
     if gpus * nodes == 1: return train(cfg)
     if torch.cuda.is_available() and gpus > torch.cuda.device_count():
