@@ -220,7 +220,7 @@ def _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, 
     groups = [dict(params=model.fc.parameters(), lr=cfg.lr)]
     if not frozen: groups.append(dict(params=model.backbone.parameters(), lr=cfg.lr if cfg.backbone_lr is None else cfg.backbone_lr))
     rows = fit(net, groups, train_loader, cfg.epochs, cfg.warmup_epochs, cfg.momentum, cfg.weight_decay, device, log if rank == 0 else None,
-               progress and rank == 0, metrics if rank == 0 else None)
+               progress=progress and rank == 0, metrics=metrics if rank == 0 else None)
     return dict(**evaluate_classifier(model, progress_bar(test_loader, 'test', progress and rank == 0), device), epochs=rows, world_size=world, batch_per_process=batch,
                 global_batch=batch * world), model
 
