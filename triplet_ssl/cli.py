@@ -17,7 +17,8 @@ def type_name(anno) -> str:
     "A short name for a type annotation, as a user reads it: `int`, `float | None`, `tuple`."
     if anno is inspect.Parameter.empty or anno is None: return 'any'
     if isinstance(anno, str): return anno   # unevaluated (postponed) annotation
-    if anno in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL): return 'keywords' if anno is inspect.Parameter.VAR_KEYWORD else 'positional'   # docments' anno of **kwargs, *args
+    if isinstance(anno, type(inspect.Parameter.VAR_KEYWORD)):   # docments' anno of *args and **kwargs
+        return 'keywords' if anno is inspect.Parameter.VAR_KEYWORD else 'positional'
     if isinstance(anno, type) and not isinstance(anno, types.GenericAlias): return 'any' if anno is object else anno.__name__
     return str(anno).replace('typing.', '').replace('NoneType', 'None')
 
