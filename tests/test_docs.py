@@ -156,7 +156,7 @@ ENTRY_POINTS = ['losses.truncated_triplet_loss', 'config.Config', 'config.load_c
                 'linear.linear_eval_features', 'evaluate.knn_evaluate', 'reid.evaluate_sysu30k', 'reid.reid_metrics',
                 'reid.extract_reid_features', 'interop.load_backbone', 'interop.export_torchvision', 'interop.export_detectron2',
                 'interop.init_from_checkpoint']
-COMPLETE_MODULES = ['evaluate', 'distributed', 'embedding']
+COMPLETE_MODULES = ['evaluate', 'distributed', 'embedding', 'cli']
 
 
 def documented_names(module: str) -> list[str]:
