@@ -36,7 +36,9 @@ def test_train_help_lists_every_config_field_with_type_default_and_description()
 
 @pytest.mark.parametrize('command, expected', [
     (['triplet_ssl.linear', '--help'], [r'protocol\s+str\s+linear\s+.linear. \(paper\)', r'label_fraction\s+float \| None\s+None\s+fraction of the labelled split']),
-    (['triplet_ssl.interop', '--help'], [r'CKPT\s+path\s+required\s+this package', r'arch\s+str\s+None\s+export']),
+    (['triplet_ssl.interop', '--help'], [r'export\s+write the backbone as a torchvision', r'inspect\s+print the format']),
+    (['triplet_ssl.interop', 'export', '--help'], [r'CKPT\s+this package', r"arch\s+the backbone's arch"]),
+    (['triplet_ssl.interop', 'inspect', '--help'], [r'CKPT\s+this package']),
     (['triplet_ssl.detectron2_runner', 'train', '--help'], [r'--gpus GPUS\s+GPUs \(processes\) on this machine \(int, default 1\)',
                                                     r'config\s+detectron2 config file', r'--eval-only\s+evaluate the weights without training \(flag\)']),
     (['triplet_ssl.detectron2_runner', 'export', '--help'], [r'out\s+the detectron2 \.pkl to write \(str\)']),
@@ -92,3 +94,87 @@ def test_notebook_accepts_its_own_parameters(tmp_path):
     cells = json.loads((tmp_path / 'out.ipynb').read_text())['cells']
     assert any('check_parameters' in ''.join(c['source']) and c.get('execution_count') and not any(o.get('output_type') == 'error' for o in c['outputs'])
                for c in cells)
+
+
+PARSE = __import__('argparse').ArgumentParser.parse_known_args
+
+
+def console_scripts() -> dict:
+    "settings.ini's console_scripts: {name: 'module:function'}."
+    import configparser
+    ini = configparser.ConfigParser(); ini.read(REPO / 'settings.ini')
+    return dict(s.split('=', 1) for s in ini['DEFAULT']['console_scripts'].split())
+
+
+def call(entry: str, args: list, monkeypatch) -> tuple:
+    """Run a console script's function in this process with `args`: (exit status, stdout, stderr, the argparse parser of
+    the (sub)command that parsed last, or None)."""
+    import argparse, contextlib, importlib, io
+    module, name = entry.split(':')
+    parsers = []
+    def spy(self, *a, **k):
+        parsers.append(self)
+        return PARSE(self, *a, **k)
+    monkeypatch.setattr(argparse.ArgumentParser, 'parse_known_args', spy)
+    monkeypatch.setenv('COLUMNS', '200')   # one row per parameter
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: status = getattr(importlib.import_module(module), name)(args)
+        except SystemExit as e: status = e.code
+    return status or 0, out.getvalue(), err.getvalue(), parsers[-1] if parsers else None
+
+
+def undocumented_rows(text: str) -> list[str]:
+    "Rows of a `cli.format_help` table whose description is empty or '-'."
+    lines = text.splitlines()
+    header = next(l for l in lines if l.split() == ['name', 'type', 'default', 'description'])
+    col = header.index('description')
+    rows = [l for l in lines[lines.index(header) + 1:] if l.startswith('  ') and l[2] != ' ']
+    assert rows, text
+    return [r for r in rows if r[col:].strip() in ('', '-')]
+
+
+@pytest.mark.parametrize('script', sorted(console_scripts()))
+def test_every_console_script_and_subcommand_describes_every_parameter(script, monkeypatch):
+    from triplet_ssl.cli import params_of
+    entry = console_scripts()[script]
+    status, out, err, parser = call(entry, ['--help'], monkeypatch)
+    assert status == 0 and out.startswith('usage: ') and err == '', (status, out, err)
+    if parser is None:   # a key=value command: cli.format_help's table
+        assert not undocumented_rows(out), undocumented_rows(out)
+        names = {r.split()[0] for r in out.splitlines() if r.startswith('  ') and r[2] != ' '}
+        note = ' '.join(out.split('Parameters are key=value', 1)[1].split('sets many at once')[0].split())
+        examples = re.findall(r'(\w+)=', note)
+        assert examples and set(examples) <= names, (examples, 'the examples name this command\'s own keys')
+        return
+    todo = [([], parser)]
+    while todo:
+        args, p = todo.pop()
+        for action in p._actions:
+            if action.dest == 'help': continue
+            if hasattr(action, 'choices') and isinstance(action.choices, dict):   # subcommands
+                described = {a.dest: a.help for a in action._choices_actions}
+                for sub in action.choices:
+                    assert described.get(sub), f"{script} {sub}: no description"
+                    status, out, err, subparser = call(entry, [*args, sub, '--help'], monkeypatch)
+                    assert status == 0 and out.startswith('usage: ') and err == '', (sub, status, out, err)
+                    assert subparser is action.choices[sub] or subparser.prog == action.choices[sub].prog, (sub, subparser.prog)
+                    todo.append(([*args, sub], subparser))
+            else: assert (action.help or '').strip(), f"{script} {' '.join(args)}: {action.dest} has no description"
+
+
+def test_help_anywhere_on_the_line(monkeypatch):
+    "`--help` after other arguments shows the help too, instead of being read as a checkpoint or an override."
+    for entry, args in [('triplet_ssl.linear:main', ['some.pt', '--help']), ('triplet_ssl.train:main', ['cpu_demo', '--help']),
+                        ('triplet_ssl.interop:main', ['inspect', '--help'])]:
+        status, out, err, _ = call(entry, args, monkeypatch)
+        assert status == 0 and out.startswith('usage: ') and 'error' not in err, (entry, status, out, err)
+
+
+@pytest.mark.parametrize('entry, args, blamed', [
+    ('triplet_ssl.train:main', ['cpu_demo', 'learning_rate=0.1'], "['learning_rate'] on the command line (learning_rate: did you mean lr?)"),
+    ('triplet_ssl.linear:main', ['no_such.pt', 'linear/short', 'wd=0.1'], "['wd'] on the command line (wd: did you mean weight_decay?)"),
+])
+def test_a_misspelt_key_is_blamed_on_the_command_line(entry, args, blamed, monkeypatch):
+    status, out, err, _ = call(entry, args, monkeypatch)
+    assert str(status).startswith('error: Unknown parameter(s) ') and blamed in status and '.yaml' not in status.split(';')[0], status

@@ -63,9 +63,16 @@ def test_backward_import_scan_finds_one(tmp_path):
     assert backward_imports(sorted(tmp_path.glob('*.ipynb'))) == ['00_a.ipynb uses b (01_b.ipynb)']
 
 
+def module_lines(path: Path) -> int:
+    "Lines of a module, each signature counted as one line (docments lay the parameters out one a line, each with its comment)."
+    text = path.read_text()
+    spread = sum(n.body[0].lineno - n.lineno - 1 for n in ast.walk(ast.parse(text))
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.body[0].lineno > n.lineno + 1)
+    return len(text.splitlines()) - spread
+
+
 def test_modules_stay_small():
-    long = {p.name: n for p in PACKAGE.glob('*.py') if p.name != '_modidx.py'
-            and (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    long = {p.name: n for p in PACKAGE.glob('*.py') if p.name != '_modidx.py' and (n := module_lines(p)) > MAX_MODULE_LINES}
     assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by concern): {long}"
 
 

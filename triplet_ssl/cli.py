@@ -9,14 +9,17 @@ from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto 0
-__all__ = ['KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'params_of', 'show_value', 'format_help', 'ArgparseHelp', 'check_parameters',
-           'asset', 'presets', 'preset_path']
+__all__ = ['KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'params_of', 'show_value', 'key_value_note', 'format_help', 'ArgparseHelp',
+           'did_you_mean', 'check_parameters', 'asset', 'presets', 'preset_path']
 
 # %% ../nbs/07_cli.ipynb
-def type_name(anno) -> str:
+def type_name(anno,  # an annotation: a type, a union, a string (postponed), or empty
+             ) -> str:
     "A short name for a type annotation, as a user reads it: `int`, `float | None`, `tuple`."
     if anno is inspect.Parameter.empty or anno is None: return 'any'
     if isinstance(anno, str): return anno   # unevaluated (postponed) annotation
+    if isinstance(anno, type(inspect.Parameter.VAR_KEYWORD)):   # docments' anno of *args and **kwargs
+        return 'keywords' if anno is inspect.Parameter.VAR_KEYWORD else 'positional'
     if isinstance(anno, type) and not isinstance(anno, types.GenericAlias): return 'any' if anno is object else anno.__name__
     return str(anno).replace('typing.', '').replace('NoneType', 'None')
 
@@ -27,21 +30,38 @@ def _importable(obj):
         return getattr(importlib.import_module(spec.name), obj.__qualname__, obj)
     return obj
 
-def params_of(obj) -> list[dict]:
+def params_of(obj,  # a dataclass, a function or a class whose __init__ carries the comments
+             ) -> list[dict]:
     "Name, type, default and description of each field of a dataclass (or parameter of a function): the comment beside it, read by fastcore's `docments`."
     obj = _importable(obj)
+    docs = docments(obj, full=True)
+    if any(d['anno'] is inspect.Parameter.VAR_KEYWORD for d in docs.values()):   # fastcore 1.8's docments drops its args_kwargs flag: read **kwargs' comment as nbdev means to
+        from fastcore.docments import _docments
+        kw = _docments(obj, args_kwargs=True)
+        docs = {k: {**d, 'docment': kw[k]['docment'] if k in kw else d['docment']} for k, d in docs.items()}
     return [dict(name=name, type=type_name(d['anno']), default=d['default'], doc=(d['docment'] or '').strip())
-            for name, d in docments(obj, full=True).items() if name != 'return']
+            for name, d in docs.items() if name != 'return']
 
 # %% ../nbs/07_cli.ipynb
-def show_value(v) -> str:
+def show_value(v,  # a default value
+              ) -> str:
     "A default as it is typed on a command line (`key=value`, parsed as YAML): tuples as lists, strings bare."
     return f"[{', '.join(map(show_value, v))}]" if isinstance(v, (tuple, list)) else str(v)
 
-KEY_VALUE_NOTE = "Parameters are key=value (values read as YAML, e.g. deputy=median, online_sizes=[96,224]); a CONFIG.yaml sets many at once."
+def key_value_note(*examples: str,  # `key=value` examples of the command's own keys
+                  ) -> str:
+    "The note under a `key=value` command's usage, with `examples` of its own keys (`'protocol=knn'`)."
+    return f"Parameters are key=value (values read as YAML, e.g. {', '.join(examples)}); a CONFIG.yaml sets many at once."
 
-def format_help(obj, usage: str, description: str | None = None, groups: dict | None = None, width: int | None = None,
-                note: str | None = KEY_VALUE_NOTE) -> str:
+KEY_VALUE_NOTE = key_value_note('deputy=median', 'online_sizes=[96,224]')   # pretraining's
+
+def format_help(obj,                            # a dataclass, or a list of `params_of`-style dicts
+                usage: str,                     # the usage line(s), after 'usage: '
+                description: str | None = None, # a paragraph under the usage
+                groups: dict | None = None,     # {title: [parameter names]}: the rows' sections, in order; the rest under 'other'
+                width: int | None = None,       # columns to wrap to; None: the terminal's (at most 120)
+                note: str | None = KEY_VALUE_NOTE,  # a paragraph on how parameters are given; None: none
+               ) -> str:
     "`--help` text for the parameters of dataclass `obj` (or a list of `params_of`-style dicts): name, type, default, description, in `groups` (title: names)."
     params = {p['name']: p for p in (obj if isinstance(obj, list) else params_of(obj))}
     width = width or min(shutil.get_terminal_size((100, 24)).columns, 120)
@@ -87,11 +107,25 @@ class ArgparseHelp(argparse.RawDescriptionHelpFormatter):
 # %% ../nbs/07_cli.ipynb
 _PAPERMILL_NAMES = {'PAPERMILL_INPUT_PATH', 'PAPERMILL_OUTPUT_PATH'}   # papermill --inject-paths
 
+def _initials(name: str) -> str: return ''.join(w[0] for w in name.split('_') if w)
+
+def did_you_mean(name: str,  # the unknown name, as given
+                 names,      # the valid names
+                ) -> str | None:
+    """The parameter of `names` a misspelt or abbreviated `name` most likely meant: the closest spelling
+    (`depity` → `deputy`), else the one whose initials it is, or that is its initials (`learning_rate` ↔ `lr`, `wd` → `weight_decay`)."""
+    names = list(names)
+    if close := difflib.get_close_matches(name, names, n=1): return close[0]
+    short = [n for n in names if (n == _initials(name) and '_' in name) or (name == _initials(n) and '_' in n)]
+    return short[0] if short else None
+
 def _is_value(v) -> bool:
     "A value papermill can inject (`-p`, `-y`, `-f`): None, bool, number, str, or lists/dicts of them."
     return v is None or isinstance(v, (bool, int, float, str, list, dict, tuple))
 
-def check_parameters(namespace: dict, declared=None) -> None:
+def check_parameters(namespace: dict,  # the notebook's globals() after papermill's injected cell
+                     declared=None,    # the notebook's parameter names; None: those annotated in the parameters cell
+                    ) -> None:
     """Fail on a parameter the notebook does not declare, naming it and the closest declared name.
     Call it in the cell right after the `parameters` cell (papermill injects its values between the two). `declared`:
     the notebook's parameters; default: the names annotated in the parameters cell (`name: type = value  # description`)."""
@@ -101,14 +135,15 @@ def check_parameters(namespace: dict, declared=None) -> None:
     unknown = sorted(k for k, v in namespace.items() if not k.startswith('_') and k not in declared | hidden | _PAPERMILL_NAMES
                      and _is_value(v))
     if not unknown: return
-    hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, declared, n=1)) else repr(k) for k in unknown]
+    hints = [f"{k!r} (did you mean {m!r}?)" if (m := did_you_mean(k, declared)) else repr(k) for k in unknown]
     raise ValueError(f"Unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}. This notebook's parameters: "
                      f"{', '.join(sorted(declared))} (papermill --help-notebook NOTEBOOK shows them with types and descriptions).")
 
 # %% ../nbs/07_cli.ipynb
 PACKAGE = Path(importlib.import_module('triplet_ssl').__file__).resolve().parent
 
-def asset(*parts) -> Path:
+def asset(*parts,  # a path relative to the repository, in parts: 'configs', 'cpu_demo.yaml'
+         ) -> Path:
     "A file the project ships: in a clone, the repository's (`configs/`, `data/`); in an installed wheel, its copy in `triplet_ssl/assets/`."
     for root in (PACKAGE.parent, PACKAGE / 'assets'):
         if root.joinpath(*parts).exists(): return root.joinpath(*parts)
@@ -119,7 +154,8 @@ def presets() -> list[str]:
     root = asset('configs')
     return sorted(str(p.relative_to(root).with_suffix('')) for p in root.rglob('*.yaml') if 'detectron2' not in p.parts)
 
-def preset_path(name) -> Path:
+def preset_path(name,  # a YAML file, or a preset's name: 'cpu_demo', 'configs/cpu_demo.yaml', 'linear/short'
+               ) -> Path:
     "`name` if it is a file; else the shipped preset it names: `cpu_demo`, `configs/cpu_demo.yaml` and `linear/short` work from any folder."
     path = Path(name)
     if path.is_file(): return path

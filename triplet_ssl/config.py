@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_config.ipynb 3
 from __future__ import annotations
-import ast, dataclasses, difflib, math, re
+import ast, dataclasses, math, re
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import yaml
@@ -12,6 +12,7 @@ from .losses import deputy_band
 from .data import dataset_info
 from .models import ARCHS, METHODS
 from .runs import _first_line
+from .cli import did_you_mean
 
 # %% auto 0
 __all__ = ['CHOICES', 'LAUNCH_KEYS', 'CONFIG_GROUPS', 'Config', 'config_fields', 'config_dict', 'coerce_fields', 'read_params',
@@ -183,8 +184,8 @@ def coerce_fields(obj):
 
 def read_params(cls, path=None, overrides=(), extra=(), **kwargs) -> dict:
     """Parameters for dataclass `cls`: a YAML file, then `key=value` strings (values parsed as YAML), then keyword
-    arguments; keys that are neither fields of `cls` nor in `extra` are refused, with the closest field as a hint."""
-    params = {}
+    arguments; keys that are neither fields of `cls` nor in `extra` are refused, naming where each came from, with the closest field as a hint."""
+    params, source = {}, {}
     if path is not None:
         path = Path(path)
         if not path.is_file(): raise FileNotFoundError(f"Config file {str(path)!r} does not exist.")
@@ -192,22 +193,28 @@ def read_params(cls, path=None, overrides=(), extra=(), **kwargs) -> dict:
         try: params = yaml.safe_load(text) or {}
         except yaml.YAMLError as e: raise ValueError(_yaml_error(e, str(path), text)) from None
         if not isinstance(params, dict): raise ValueError(f"{path} must hold a mapping of parameter: value, got {type(params).__name__}.")
+        source = dict.fromkeys(params, f'in {path}')
     for item in overrides:
         if '=' not in item: raise ValueError(f"Override {item!r} is not of the form key=value (e.g. epochs=10).")
         key, value = item.split('=', 1)
         try: params[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as e: raise ValueError(_yaml_error(e, f"the value of {key.strip()} ({value!r})", value)) from None
-    params.update(kwargs)
+        source[key.strip()] = 'on the command line'
+    params.update(kwargs); source.update(dict.fromkeys(kwargs, 'as keyword arguments'))
     fields = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(params) - set(fields) - set(extra))
     if unknown:
-        close = {k: difflib.get_close_matches(k, fields, 1) for k in unknown}
-        hint = '; '.join(f"{k}: did you mean {c[0]}?" for k, c in close.items() if c)
-        raise ValueError(f"Unknown parameter(s) {unknown}{f' in {path}' if path else ''}{f' ({hint})' if hint else ''}; "
+        where = {}
+        for k in unknown: where.setdefault(source[k], []).append(k)
+        hint = '; '.join(f"{k}: did you mean {c}?" for k in unknown if (c := did_you_mean(k, fields)))
+        raise ValueError(f"Unknown parameter(s) {' and '.join(f'{keys} {w}' for w, keys in where.items())}{f' ({hint})' if hint else ''}; "
                          f"valid parameters are {fields}.")
     return params
 
-def load_config(path=None, overrides=(), **kwargs) -> Config:
+def load_config(path=None,      # a YAML file of parameter: value (None: only the defaults and what follows)
+                overrides=(),   # `key=value` strings, values parsed as YAML (the command line's), applied after the file
+                **kwargs,       # fields set last, over the file and the overrides
+               ) -> Config:
     "A `Config` from a YAML file, then `key=value` strings (values parsed as YAML), then keyword arguments; launch keys are dropped."
     params = read_params(Config, path, overrides, LAUNCH_KEYS, **kwargs)
     return Config(**{k: v for k, v in params.items() if k not in LAUNCH_KEYS})

@@ -13,7 +13,8 @@ __all__ = ['init_distributed', 'is_main', 'world_size', 'barrier', 'all_reduce_m
            'all_gather_uneven', 'all_reduce_sum', 'gather_shards', 'GlooSyncBatchNorm', 'convert_sync_batchnorm']
 
 # %% ../nbs/03_distributed.ipynb
-def init_distributed(device: str = 'auto') -> tuple[int, int, torch.device]:
+def init_distributed(device: str = 'auto',  # 'auto' (this process's GPU if there is one), 'cpu', 'cuda' or 'cuda:N'
+                    ) -> tuple[int, int, torch.device]:
     "Join the process group torchrun describes (if any); returns (rank, world_size, device)."
     world = int(os.environ.get('WORLD_SIZE', 1))
     want_cuda = device != 'cpu' and torch.cuda.is_available() and not str(device).startswith('cpu')
@@ -34,7 +35,8 @@ def world_size() -> int: return dist.get_world_size() if dist.is_initialized() e
 def barrier():
     if dist.is_initialized(): dist.barrier()
 
-def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
+def all_reduce_mean(t: torch.Tensor,  # the same shape on every process
+                   ) -> torch.Tensor:
     "Mean of `t` over all processes (identity on one process)."
     if dist.is_initialized():
         t = t.clone(); dist.all_reduce(t); t /= dist.get_world_size()
@@ -44,8 +46,14 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
 def free_port() -> int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-def launch(entrypoint, *args, nproc_per_node: int = 1, nnodes: int = 1, node_rank: int = 0,
-           master_addr: str = '127.0.0.1', master_port: int | None = None) -> dict:
+def launch(entrypoint,                     # a picklable function run in every worker
+           *args,                          # its arguments (picklable)
+           nproc_per_node: int = 1,        # worker processes on this node
+           nnodes: int = 1,                # nodes taking part
+           node_rank: int = 0,             # this node's index (0 hosts the rendezvous)
+           master_addr: str = '127.0.0.1', # address of node 0
+           master_port: int | None = None, # port on node 0; None: a free one (single node only)
+          ) -> dict:
     "Run `entrypoint(*args)` in `nproc_per_node` worker processes on each of `nnodes` nodes; returns {rank: result} of this node."
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
     if nproc_per_node < 1 or nnodes < 1 or not 0 <= node_rank < nnodes:
@@ -57,13 +65,17 @@ def launch(entrypoint, *args, nproc_per_node: int = 1, nnodes: int = 1, node_ran
     return elastic_launch(config, entrypoint)(*args)
 
 # %% ../nbs/03_distributed.ipynb
-def shard(dataset, rank: int | None = None, world: int | None = None) -> torch.utils.data.Subset:
+def shard(dataset,                 # any map-style dataset
+          rank: int | None = None,  # the process's rank; None: the process group's
+          world: int | None = None, # the number of processes; None: the process group's
+         ) -> torch.utils.data.Subset:
     "This process's share of `dataset` for evaluation: items rank, rank + W, rank + 2W, ... (every item once, no padding)."
     rank = (dist.get_rank() if dist.is_initialized() else 0) if rank is None else rank
     world = world_size() if world is None else world
     return torch.utils.data.Subset(dataset, range(rank, len(dataset), world))
 
-def all_gather_uneven(t: torch.Tensor) -> list[torch.Tensor]:
+def all_gather_uneven(t: torch.Tensor,  # this process's rows: the first dimension may differ between processes
+                     ) -> list[torch.Tensor]:
     "Every process's `t` (same shape but the first dimension, which may differ), in rank order."
     if not dist.is_initialized() or dist.get_world_size() == 1: return [t]
     sizes = [torch.zeros((), dtype=torch.long, device=t.device) for _ in range(dist.get_world_size())]
@@ -74,12 +86,14 @@ def all_gather_uneven(t: torch.Tensor) -> list[torch.Tensor]:
     dist.all_gather(parts, padded)
     return [p[:int(s)] for p, s in zip(parts, sizes)]
 
-def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+def all_reduce_sum(t: torch.Tensor,  # the same shape on every process
+                  ) -> torch.Tensor:
     "Sum of `t` over all processes (identity on one process)."
     if dist.is_initialized(): t = t.clone(); dist.all_reduce(t)
     return t
 
-def gather_shards(t: torch.Tensor) -> torch.Tensor:
+def gather_shards(t: torch.Tensor,  # this process's rows, one per item of its `shard`
+                 ) -> torch.Tensor:
     "The whole dataset's rows, in dataset order, on every process, from each process's rows of its `shard`."
     parts = all_gather_uneven(t)
     if len(parts) == 1: return t
@@ -122,7 +136,9 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         if self.affine: y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.to(x.dtype)
 
-def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+def convert_sync_batchnorm(module: nn.Module,      # a network holding BatchNorm layers
+                           device: torch.device,   # the processes' device type picks the implementation
+                          ) -> nn.Module:
     "Replace every BatchNorm by torch's SyncBatchNorm (GPU) or GlooSyncBatchNorm (CPU)."
     if device.type != 'cpu': return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlooSyncBatchNorm):

@@ -13,7 +13,8 @@ from .losses import truncated_triplet_loss
 __all__ = ['pca_2d', 'tsne_2d', 'similarity_stats']
 
 # %% ../nbs/13_embedding.ipynb
-def pca_2d(x: torch.Tensor) -> torch.Tensor:
+def pca_2d(x: torch.Tensor,  # (n, d) rows to project
+          ) -> torch.Tensor:
     "Projection of the centred rows of `x` on their two leading principal directions."
     x = x.double() - x.double().mean(0)
     _, _, v = torch.linalg.svd(x, full_matrices=False)
@@ -36,7 +37,11 @@ def _affinities(x: torch.Tensor, perplexity: float, iters: int = 60) -> torch.Te
     p = (p + p.T) / (2 * n)
     return p.clamp_min(1e-12)
 
-def tsne_2d(x: torch.Tensor, perplexity: float = 30.0, steps: int = 750, seed: int = 0) -> torch.Tensor:
+def tsne_2d(x: torch.Tensor,             # (n, d) rows to embed (a few thousand at most)
+            perplexity: float = 30.0,   # effective number of neighbours each point's affinities cover
+            steps: int = 750,           # gradient steps
+            seed: int = 0,              # seeds the initial layout
+           ) -> torch.Tensor:
     "Exact t-SNE of the rows of `x` into 2-D (a few thousand rows at most: O(n²) memory)."
     n = len(x)
     if n > 8000: raise ValueError(f"tsne_2d is the exact O(n²) algorithm; {n} points is too many, subsample to a few thousand.")
@@ -60,7 +65,10 @@ def tsne_2d(x: torch.Tensor, perplexity: float = 30.0, steps: int = 750, seed: i
 
 # %% ../nbs/13_embedding.ipynb
 @torch.no_grad()
-def similarity_stats(model, batches, deputy) -> list[dict]:
+def similarity_stats(model,    # a siamese model (04_models): its `online` and `target` outputs are compared
+                     batches,  # an iterable of ((view 1, view 2), labels)
+                     deputy,   # the deputy to measure ('median', a rank, a band, ...)
+                    ) -> list[dict]:
     "Per batch of ((v1, v2), labels): mean positive and deputy cosine similarity and the active fraction, both directions pooled."
     was = model.training; model.eval()
     rows = []

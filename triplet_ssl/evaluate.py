@@ -8,21 +8,42 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from .distributed import all_gather_uneven, all_reduce_sum, gather_shards, shard, world_size
+from .distributed import all_gather_uneven, all_reduce_sum, gather_shards, is_main, shard, world_size
 
 # %% auto 0
-__all__ = ['tensor_batches', 'extract_features', 'knn_predict', 'knn_top1', 'sharded_features', 'knn_evaluate',
+__all__ = ['progress_bar', 'tensor_batches', 'extract_features', 'knn_predict', 'knn_top1', 'sharded_features', 'knn_evaluate',
            'OnlineLinearProbe', 'learning_curves', 'efficiency_table', 'plot_learning_efficiency']
 
 # %% ../nbs/10_evaluate.ipynb
-def tensor_batches(images: torch.Tensor, transform=None, batch_size: int = 512):
+import sys
+from tqdm import tqdm   # text bars: the same in a terminal, JupyterLab and papermill logs
+
+def progress_bar(iterable,                 # what the loop runs over (a DataLoader, a range)
+                 desc: str,                # the bar's label, e.g. 'epoch 3/100'
+                 enabled: bool = True,     # False: no bar, the items only
+                 total: int | None = None, # the number of items, where `len(iterable)` does not give it
+                ) -> tqdm:
+    """A tqdm bar over `iterable`, as the trainer draws its epochs: redrawn twice a second in a terminal, every 10 s where
+    stderr is a log or a notebook (papermill), left off the screen when done; nothing when not `enabled` (`progress=False`, other processes)."""
+    return tqdm(iterable, desc=desc, total=total, disable=not enabled, leave=False, mininterval=0.5 if sys.stderr.isatty() else 10)
+
+# %% ../nbs/10_evaluate.ipynb
+def tensor_batches(images: torch.Tensor,  # (n, c, h, w) uint8 images in memory
+                   transform=None,        # a deterministic batch transform; None: the images as float
+                   batch_size: int = 512, # images per batch
+                  ):
     "Yield transformed batches of an in-memory uint8 image tensor (deterministic `transform`s only)."
     for i in range(0, len(images), batch_size):
         x = images[i:i + batch_size]
         yield transform(x) if transform else x.float()
 
 @torch.no_grad()
-def extract_features(net: nn.Module, batches, device='cpu', dtype=None, return_labels: bool = False):
+def extract_features(net: nn.Module,               # the backbone (put in eval mode, then restored)
+                     batches,                      # an iterable of image batches or (images, labels) pairs
+                     device='cpu',                 # where the network runs
+                     dtype=None,                   # autocast dtype (torch.bfloat16, ...); None: float32
+                     return_labels: bool = False,  # also return the labels of (images, labels) batches
+                    ):
     "L2-normalised float32 features of `net` (in eval mode) over an iterable of image batches or (images, labels) pairs."
     was_training = net.training
     net.eval()
@@ -41,8 +62,15 @@ def extract_features(net: nn.Module, batches, device='cpu', dtype=None, return_l
 
 # %% ../nbs/10_evaluate.ipynb
 @torch.no_grad()
-def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, num_classes: int,
-                k: int = 200, t: float = 0.1, chunk_size: int = 1024, sharded: bool = False) -> torch.Tensor:
+def knn_predict(bank: torch.Tensor,         # (n, d) L2-normalised features of the labelled images
+                bank_labels: torch.Tensor,  # (n,) their labels
+                queries: torch.Tensor,      # (m, d) L2-normalised features to classify
+                num_classes: int,           # classes voted for
+                k: int = 200,               # neighbours voting
+                t: float = 0.1,             # temperature of the vote weights exp(similarity / t)
+                chunk_size: int = 1024,     # queries scored at once (bounds the memory)
+                sharded: bool = False,      # each process holds a shard of the bank: their top-k are merged
+               ) -> torch.Tensor:
     """Class scores (n_queries, num_classes) of the weighted kNN vote; features must be L2-normalised.
     With `sharded`, each process holds a shard of the bank and the same queries: the shards' top-k are merged."""
     if bank.shape[1] != queries.shape[1]:
@@ -66,28 +94,60 @@ def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Te
         scores.append(votes)
     return torch.cat(scores)
 
-def knn_top1(bank, bank_labels, queries, query_labels, num_classes: int, k: int = 200, t: float = 0.1, sharded: bool = False) -> float:
+def knn_top1(bank,              # (n, d) L2-normalised features of the labelled images
+             bank_labels,       # (n,) their labels
+             queries,           # (m, d) L2-normalised features to classify
+             query_labels,      # (m,) their true labels
+             num_classes: int,  # classes voted for
+             k: int = 200,      # neighbours voting
+             t: float = 0.1,    # temperature of the vote weights exp(similarity / t)
+             sharded: bool = False,  # each process holds a shard of the bank (see `knn_predict`)
+            ) -> float:
     "Top-1 accuracy (%) of the weighted kNN classifier (`sharded`: see `knn_predict`)."
     pred = knn_predict(bank, bank_labels, queries, num_classes, k, t, sharded=sharded).argmax(1)
     return 100.0 * (pred.cpu() == query_labels.cpu()).float().mean().item()
 
 # %% ../nbs/10_evaluate.ipynb
-def sharded_features(net: nn.Module, dataset, device='cpu', dtype=None, batch_size: int = 512, num_workers: int = 0,
-                     gather: bool = False, worker_init_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
-    "Features and labels of this process's `shard` of `dataset` (on `device`); with `gather`, of the whole dataset, in order, on every process."
+def sharded_features(net: nn.Module,              # the backbone
+                     dataset,                     # (image, label) dataset, deterministic transforms
+                     device='cpu',                # where the network runs (and the features are returned)
+                     dtype=None,                  # autocast dtype (torch.bfloat16, ...); None: float32
+                     batch_size: int = 512,       # images per forward pass
+                     num_workers: int = 0,        # data-loader worker processes
+                     gather: bool = False,        # return the whole dataset's features, in order, on every process
+                     worker_init_fn=None,         # the data loader's worker_init_fn
+                     progress: str | None = None, # the label of a bar over the batches (process 0); None: no bar
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and labels of this process's `shard` of `dataset` (on `device`); with `gather`, of the whole dataset, in order, on every process.
+    `progress`: the description of a bar over the batches (process 0's)."""
     loader = DataLoader(shard(dataset), batch_size=batch_size, num_workers=num_workers, pin_memory=torch.device(device).type == 'cuda',
                         worker_init_fn=worker_init_fn)
-    f, y = extract_features(net, loader, device, dtype, return_labels=True) if len(loader) else (torch.zeros(0, net.feature_dim), torch.zeros(0, dtype=torch.long))
+    batches = progress_bar(loader, progress, progress is not None and is_main())
+    f, y = extract_features(net, batches, device, dtype, return_labels=True) if len(loader) else (torch.zeros(0, net.feature_dim), torch.zeros(0, dtype=torch.long))
     f, y = f.to(device), y.to(device)   # collectives run on the device (NCCL needs GPU tensors)
     return (gather_shards(f), gather_shards(y)) if gather else (f, y)
 
-def knn_evaluate(net: nn.Module, bank_set, test_set, num_classes: int, k: int = 200, t: float = 0.1, device='cpu', dtype=None,
-                 batch_size: int = 512, num_workers: int = 0, return_queries: bool = False, worker_init_fn=None) -> dict:
+def knn_evaluate(net: nn.Module,                # the backbone whose (L2-normalised) features are compared
+                 bank_set,                      # labelled (image, label) dataset: the memory bank
+                 test_set,                      # (image, label) dataset: the queries
+                 num_classes: int,              # classes voted for
+                 k: int = 200,                  # neighbours voting
+                 t: float = 0.1,                # temperature of the vote weights exp(similarity / t)
+                 device='cpu',                  # where the network runs and the scores are computed
+                 dtype=None,                    # autocast dtype (torch.bfloat16, ...); None: float32
+                 batch_size: int = 512,         # images per forward pass
+                 num_workers: int = 0,          # data-loader worker processes
+                 return_queries: bool = False,  # also return the test features and labels (gathered)
+                 worker_init_fn=None,           # the data loaders' worker_init_fn
+                 progress: bool = False,        # tqdm bars over the bank's and the queries' batches (process 0)
+                ) -> dict:
     """kNN top-1 and top-5 (%) of `net`'s features: bank from `bank_set`, queries from `test_set` ((image, label) datasets,
     deterministic transforms). Every process embeds its share; all get the same result (with `return_queries`, also the
     test features and labels, gathered)."""
-    bank, bank_y = sharded_features(net, bank_set, device, dtype, batch_size, num_workers, worker_init_fn=worker_init_fn)
-    queries, test_y = sharded_features(net, test_set, device, dtype, batch_size, num_workers, gather=True, worker_init_fn=worker_init_fn)
+    bank, bank_y = sharded_features(net, bank_set, device, dtype, batch_size, num_workers, worker_init_fn=worker_init_fn,
+                                    progress='kNN bank features' if progress else None)
+    queries, test_y = sharded_features(net, test_set, device, dtype, batch_size, num_workers, gather=True, worker_init_fn=worker_init_fn,
+                                       progress='kNN query features' if progress else None)
     scores = knn_predict(bank, bank_y, queries, num_classes, k, t, sharded=True)
     top = scores.topk(min(5, num_classes), dim=1).indices == test_y[:, None]
     res = dict(top1=100.0 * top[:, 0].float().mean().item(), top5=100.0 * top.any(1).float().mean().item())
@@ -98,7 +158,11 @@ def knn_evaluate(net: nn.Module, bank_set, test_set, num_classes: int, k: int = 
 class OnlineLinearProbe:
     """A linear classifier on the stop-gradient (detached, L2-normalised) online features of view 1 of each pretraining
     batch, trained with its own SGD on the batch labels while the network pretrains: it never changes the network."""
-    def __init__(self, backbone: nn.Module, num_classes: int, lr: float, device):
+    def __init__(self,
+                 backbone: nn.Module,  # the online backbone: a forward hook collects its features in training mode
+                 num_classes: int,     # classes of the pretraining images' labels
+                 lr: float,            # the probe's SGD learning rate (momentum 0.9, constant)
+                 device):              # where the probe's layer lives
         with torch.random.fork_rng(devices=[]): self.fc = nn.Linear(backbone.feature_dim, num_classes).to(device)   # leaves the run's random stream alone
         self.opt = torch.optim.SGD(self.fc.parameters(), lr=lr, momentum=0.9)
         self.features, self.correct, self.seen = [], 0, 0
@@ -123,7 +187,9 @@ class OnlineLinearProbe:
 import json, math
 from pathlib import Path
 
-def learning_curves(runs: dict, metric: str = 'knn_top1') -> dict:
+def learning_curves(runs: dict,                # {method: [run folder per seed]}
+                    metric: str = 'knn_top1',  # the metrics.jsonl column to collect
+                   ) -> dict:
     "{method: {epoch: [value per seed]}} from {method: [run folder per seed]}, read from each run's metrics.jsonl."
     curves = {}
     for method, folders in runs.items():
@@ -138,7 +204,9 @@ def learning_curves(runs: dict, metric: str = 'knn_top1') -> dict:
 
 def _mean_std(v): m = sum(v) / len(v); return m, (math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0)
 
-def efficiency_table(curves: dict, metric: str = 'kNN top-1 (%)') -> str:
+def efficiency_table(curves: dict,                  # `learning_curves`' {method: {epoch: [value per seed]}}
+                     metric: str = 'kNN top-1 (%)',  # what the values are, for the table's caption
+                    ) -> str:
     "Markdown table: one row per method, one column per epoch, mean ± std over seeds (n seeds in the last column)."
     epochs = sorted({e for c in curves.values() for e in c})
     lines = [f"| method | " + ' | '.join(f'epoch {e}' for e in epochs) + ' | seeds |', '|---|' + '---|' * (len(epochs) + 1)]
@@ -147,7 +215,11 @@ def efficiency_table(curves: dict, metric: str = 'kNN top-1 (%)') -> str:
         lines.append(f"| {method} | " + ' | '.join(cells) + f" | {max((len(v) for v in c.values()), default=0)} |")
     return f"{metric}, mean ± standard deviation over seeds\n\n" + '\n'.join(lines) + '\n'
 
-def plot_learning_efficiency(curves: dict, path=None, ylabel: str = 'kNN top-1 (%)', title: str = ''):
+def plot_learning_efficiency(curves: dict,                  # `learning_curves`' {method: {epoch: [value per seed]}}
+                             path=None,                     # an image file to save the figure to; None: not saved
+                             ylabel: str = 'kNN top-1 (%)', # the y axis' label
+                             title: str = '',               # the figure's title
+                            ):
     "One line per method (mean over seeds) with a band of ± one standard deviation and the seeds as dots."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 4.2))

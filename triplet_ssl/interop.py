@@ -69,15 +69,22 @@ def read_backbone(path) -> tuple[dict, str | None, str]:
     try: return backbone_state_dict(obj)
     except CheckpointError as e: raise CheckpointError(f"{path}: {e}") from None   # name the file
 
-def load_backbone(path, arch: str | None = None, channels: int | None = None) -> nn.Module:
+def load_backbone(path,                       # any checkpoint file `read_backbone` reads
+                  arch: str | None = None,    # a key of models.ARCHS; None: the one the file records (this package's runs)
+                  channels: int | None = None,  # channels of the images to embed; None: the file's (a mismatch is refused)
+                 ) -> nn.Module:
     "A backbone (`build_backbone`) with the weights of `path`, any format `read_backbone` reads; arch/channels default to the file's."
     sd, saved, fmt = read_backbone(path)
     if arch and saved and arch != saved:
         raise CheckpointError(f"{path} holds a {saved!r} backbone but arch={arch!r} was asked for; use arch={saved!r} (or leave arch unset).")
     arch = arch or saved
     if arch is None: raise CheckpointError(f"{path} is a {fmt} file without a config: pass arch= (e.g. 'resnet50').")
-    channels = channels or sd[next(k for k in sd if k.endswith('weight'))].shape[1]   # the first conv's input channels
-    net = build_backbone(arch, channels)
+    stem = sd[next(k for k in sd if k.endswith('weight'))].shape[1]   # the first conv's input channels
+    if channels and channels != stem:   # the arch fits; the images differ from those it was pretrained on
+        on = (read_checkpoint(path).get('config') or {}).get('dataset') if fmt == 'triplet-ssl' else None
+        raise CheckpointError(f"{path} ({fmt}) was pretrained on {stem}-channel images{f' ({on})' if on else ''}, but the images to embed have "
+                              f"{channels} channels: evaluate it on a {stem}-channel dataset{f' (dataset={on})' if on else ''}; arch={arch!r} is not what differs.")
+    net = build_backbone(arch, channels or stem)
     fix = "Pass the arch the weights were trained with."
     try: missing, unexpected = net.load_state_dict(sd, strict=False)
     except RuntimeError as e: raise CheckpointError(f"{path} ({fmt}) does not fit arch={arch!r}: {str(e).splitlines()[1].strip()[:200]} {fix}") from None
@@ -85,7 +92,10 @@ def load_backbone(path, arch: str | None = None, channels: int | None = None) ->
         raise CheckpointError(f"{path} ({fmt}) does not fit arch={arch!r}: missing {missing[:5]}, unexpected {unexpected[:5]}. {fix}")
     return net
 
-def export_torchvision(path, out, arch: str | None = None) -> Path:
+def export_torchvision(path,                     # any checkpoint file `read_backbone` reads
+                       out,                      # the .pth state_dict to write
+                       arch: str | None = None,  # 'resnet18' or 'resnet50'; None: the one the file records
+                      ) -> Path:
     "Write the backbone of checkpoint `path` as a plain torchvision ResNet state_dict (no fc) to `out`."
     sd, saved, fmt = read_backbone(path)
     arch = arch or saved
@@ -100,7 +110,10 @@ def export_torchvision(path, out, arch: str | None = None) -> Path:
     return out
 
 # %% ../nbs/09_interop.ipynb
-def init_from_checkpoint(model: nn.Module, path, arch: str) -> str:
+def init_from_checkpoint(model: nn.Module,  # the siamese model of the run being started (04_models)
+                         path,               # a run checkpoint (every weight) or another format's backbone (online and target)
+                         arch: str,          # the run's arch: must match the file's where it records one
+                        ) -> str:
     "Load `init_checkpoint` into a siamese `model` (`04_models`): all of a run's weights, or another format's backbone (online and target). Returns the format."
     from triplet_ssl.runs import load_checkpoint
     sd, saved, fmt = read_backbone(path)
@@ -154,7 +167,9 @@ def detectron2_to_torchvision(weights: dict) -> dict:
     return {_d2_to_tv_name(k): torch.as_tensor(np.asarray(v)) for k, v in weights.items()}
 
 # %% ../nbs/09_interop.ipynb
-def export_detectron2(path, out) -> Path:
+def export_detectron2(path,  # any checkpoint file `read_backbone` reads (a resnet18/resnet50 backbone)
+                      out,   # the detectron2 .pkl to write
+                     ) -> Path:
     "Write the backbone of the checkpoint file `path` (any format `read_backbone` reads) as a detectron2 .pkl at `out`."
     sd, arch, fmt = read_backbone(path)
     if arch is not None and arch not in TORCHVISION_ARCHS:
@@ -179,22 +194,25 @@ def load_detectron2_pkl(path) -> dict:
 
 # %% ../nbs/09_interop.ipynb
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    usage = "usage: python -m triplet_ssl.interop export CKPT OUT.pth [arch]\n       python -m triplet_ssl.interop inspect CKPT"
-    if argv and argv[0] in ('-h', '--help'):
-        from triplet_ssl.cli import format_help
-        print(format_help([dict(name='CKPT', type='path', default='required', doc="this package's run checkpoint, an OpenSelfSup/mmcv file, a torchvision state_dict or a detectron2 .pkl"),
-                           dict(name='OUT.pth', type='path', default='required', doc="export: the torchvision ResNet state_dict to write (no fc)"),
-                           dict(name='arch', type='str', default=None, doc="export: the backbone's arch (e.g. resnet50); None: the one CKPT records")],
-                          usage.removeprefix('usage: '), "Read a backbone in any supported format: inspect it, or export it for torchvision.", note=None)); return
-    if not argv or argv[0] not in ('export', 'inspect') or len(argv) < 2: raise SystemExit(usage)
+    import argparse
+    from triplet_ssl.cli import ArgparseHelp
+    p = argparse.ArgumentParser(prog='python -m triplet_ssl.interop', formatter_class=ArgparseHelp,
+                                description='Read a backbone in any supported format: inspect it, or export it for torchvision.',
+                                epilog='`python -m triplet_ssl.interop COMMAND --help` lists the parameters of COMMAND.')
+    sub = p.add_subparsers(dest='command', required=True)
+    ckpt = "this package's run checkpoint, an OpenSelfSup/mmcv file, a torchvision state_dict or a detectron2 .pkl"
+    e = sub.add_parser('export', help='write the backbone as a torchvision ResNet state_dict (no fc)', formatter_class=ArgparseHelp)
+    e.add_argument('checkpoint', metavar='CKPT', help=ckpt)
+    e.add_argument('out', metavar='OUT.pth', help='the torchvision state_dict to write')
+    e.add_argument('arch', nargs='?', default=None, help="the backbone's arch (e.g. resnet50); None: the one CKPT records")
+    i = sub.add_parser('inspect', help="print the format, tensor count and arch of a checkpoint's backbone", formatter_class=ArgparseHelp)
+    i.add_argument('checkpoint', metavar='CKPT', help=ckpt)
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        if argv[0] == 'export':
-            if len(argv) < 3: raise SystemExit(usage)
-            print(f"wrote {export_torchvision(argv[1], argv[2], argv[3] if len(argv) > 3 else None)}")
+        if a.command == 'export': print(f"wrote {export_torchvision(a.checkpoint, a.out, a.arch)}")
         else:
-            sd, arch, fmt = read_backbone(argv[1])
-            print(f"{argv[1]}: {fmt} format, {len(sd)} backbone tensors, {sum(v.numel() for k, v in sd.items() if 'running' not in k and 'num_batches' not in k):,} "
+            sd, arch, fmt = read_backbone(a.checkpoint)
+            print(f"{a.checkpoint}: {fmt} format, {len(sd)} backbone tensors, {sum(v.numel() for k, v in sd.items() if 'running' not in k and 'num_batches' not in k):,} "
                   f"values; arch {arch or 'not recorded (pass arch=)'}")
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"error: {e}") from None
 

@@ -18,7 +18,8 @@ from torchvision.transforms import v2
 from .data import count_classes, dataset_info, dataset_labels, open_dataset, subset_dataset
 from .augment import Augmented, ResumableSampler, eval_transform
 from .distributed import all_reduce_sum, convert_sync_batchnorm, init_distributed, shard
-from .evaluate import knn_evaluate, sharded_features
+from .evaluate import knn_evaluate, progress_bar, sharded_features
+from .runs import MetricsLog
 from .config import Config, coerce_fields, read_params
 from .interop import load_backbone
 from .optim import lr_at
@@ -36,27 +37,27 @@ PROTOCOLS = ('linear', 'linear_features', 'finetune', 'knn')
 class EvalConfig:
     "Every parameter of an evaluation (defaults: the paper's linear protocol, on Fashion-MNIST)."
     protocol: str = 'linear'        # 'linear' (paper), 'linear_features' (features extracted once), 'finetune' (semi-supervised), 'knn'
-    dataset: str = 'fashion_mnist'
-    data_dir: str | None = None
+    dataset: str = 'fashion_mnist'  # a key of triplet_ssl.data.DATASETS: the labelled and test splits to evaluate on
+    data_dir: str | None = None     # dataset root; None for Fashion-MNIST: Debian's package, else the bundled sample
     arch: str | None = None         # None: the checkpoint's (this package's runs record it); needed for other formats
     image_size: int | None = None   # None: the dataset's (224 for ImageNet)
     label_fraction: float | None = None  # fraction of the labelled split (0.01, 0.1); None: all labels
     subset_file: str | None = None  # image file names to label (SimCLR's format); None: ImageNet 1%/10%: the standard lists, else a seeded class-balanced draw
     train_size: int | None = None   # seeded subset of the labelled split (quick checks); None: all
     test_size: int | None = None    # seeded subset of the test split; None: all
-    epochs: int = 100
+    epochs: int = 100               # passes over the labelled images (linear, linear_features, finetune)
     batch_size: int = 256           # images per process per step: the global batch is batch_size × processes (paper: 256 in all)
     lr: float = 0.15                # the classifier's peak lr (paper: 0.15 short SSL, 0.04 long SSL)
     backbone_lr: float | None = None  # finetune only: the backbone's peak lr; None: lr
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    warmup_epochs: float = 5
+    momentum: float = 0.9           # SGD momentum
+    weight_decay: float = 0.0       # SGD weight decay (paper's linear protocol: none)
+    warmup_epochs: float = 5        # epochs of linear lr warm-up before the cosine decay
     knn_k: int = Config.knn_k       # protocol='knn': neighbours voting (the training logs' kNN default)
     knn_t: float = Config.knn_t     # protocol='knn': temperature of the vote weights exp(similarity / t) (the training logs')
     crop_scale: tuple | None = None  # RandomResizedCrop scale; None: (0.08, 1) from 64 px up, (0.5, 1) below
-    num_workers: int = 2
-    device: str = 'auto'
-    seed: int = 0
+    num_workers: int = 2            # data-loader worker processes per process
+    device: str = 'auto'            # 'auto' (a GPU if there is one), 'cpu', 'cuda'
+    seed: int = 0                   # seeds the classifier, the data order, the crops and the label subset
     out_dir: str | None = None      # None: <checkpoint folder>/eval_<protocol>[_<pct>pct]
 
     def __post_init__(self):
@@ -68,7 +69,10 @@ class EvalConfig:
         for name in ('epochs', 'batch_size', 'knn_k'):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1: raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
 
-def load_eval_config(path=None, overrides=(), **kwargs) -> EvalConfig:
+def load_eval_config(path=None,      # a YAML file of parameter: value (None: only the defaults and what follows)
+                     overrides=(),   # `key=value` strings, values parsed as YAML (the command line's), applied after the file
+                     **kwargs,       # fields set last, over the file and the overrides
+                    ) -> EvalConfig:
     "An `EvalConfig` from a YAML file, then `key=value` strings (parsed as YAML), then keyword arguments (read as `08_config` reads `Config`)."
     return EvalConfig(**read_params(EvalConfig, path, overrides, **kwargs))
 
@@ -157,9 +161,10 @@ def evaluate_classifier(model: nn.Module, loader, device) -> dict:
     return dict(top1=100.0 * c1 / n, top5=100.0 * c5 / n)
 
 def fit(model: nn.Module, groups: list[dict], loader, epochs: int, warmup_epochs: float, momentum: float, weight_decay: float,
-        device, log=None) -> list[dict]:
+        device, log=None, progress: bool = False, metrics=None) -> list[dict]:
     """SGD with warm-up + cosine (per step) over `groups` ([{'params', 'lr'}]); returns per-epoch rows (loss, train top-1,
-    over all processes: `model` may be a DDP module, and `loader`'s sampler may have `set_epoch`)."""
+    over all processes: `model` may be a DDP module, and `loader`'s sampler may have `set_epoch`). Each epoch: a bar over
+    its batches (`progress`), one line to `log`, its row to `metrics` (a `MetricsLog`: metrics.jsonl and TensorBoard)."""
     opt = torch.optim.SGD([dict(params=g['params'], lr=g['lr']) for g in groups], lr=groups[0]['lr'], momentum=momentum,
                           weight_decay=weight_decay)
     steps_per_epoch = len(loader); total = epochs * steps_per_epoch; warmup = round(warmup_epochs * steps_per_epoch)
@@ -168,7 +173,7 @@ def fit(model: nn.Module, groups: list[dict], loader, epochs: int, warmup_epochs
     for epoch in range(epochs):
         if hasattr(getattr(loader, 'sampler', None), 'set_epoch'): loader.sampler.set_epoch(epoch)
         t0, loss_sum, correct, n = time.time(), 0.0, 0, 0
-        for x, y in loader:
+        for x, y in progress_bar(loader, f'epoch {epoch + 1}/{epochs}', progress):
             for g, spec in zip(opt.param_groups, groups): g['lr'] = lr_at(step, total, warmup, spec['lr'])
             x, y = x.to(device), y.to(device)
             logits = model(x).float()
@@ -177,7 +182,9 @@ def fit(model: nn.Module, groups: list[dict], loader, epochs: int, warmup_epochs
             loss_sum += loss.item() * len(y); correct += (logits.argmax(1) == y).sum().item(); n += len(y)
         loss_sum, correct, n = all_reduce_sum(torch.tensor([loss_sum, correct, n], dtype=torch.float64, device=device)).tolist()
         rows.append(dict(epoch=epoch + 1, loss=loss_sum / n, train_top1=100.0 * correct / n, seconds=time.time() - t0))
-        if log: log(rows[-1])
+        r = rows[-1]
+        if log: log(f"epoch {r['epoch']}/{epochs}: loss {r['loss']:.4f}  train top-1 {r['train_top1']:.2f}%  ({r['seconds']:.0f} s)")
+        if metrics: metrics.log(r['epoch'], **r)
     return rows
 
 # %% ../nbs/12_linear.ipynb
@@ -196,7 +203,7 @@ def _loaders(train_set, test_set, info, cfg: EvalConfig, size, batch: int, world
     return (DataLoader(train_views, batch_size=batch, sampler=ResumableSampler(train_views, batch, world, rank, cfg.seed), **kw),
             DataLoader(shard(Augmented(test_set, test_tf)), batch_size=cfg.batch_size, **kw))
 
-def _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, frozen: bool):
+def _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, frozen: bool, progress: bool = False, metrics=None):
     rank, world, device = init_distributed(cfg.device)
     size = cfg.image_size or info['size']
     if len(train_set) < world: raise ValueError(f"{len(train_set)} training images cannot be split over {world} processes.")
@@ -212,22 +219,51 @@ def _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, 
     train_loader, test_loader = _loaders(train_set, test_set, info, cfg, size, batch, world, rank)
     groups = [dict(params=model.fc.parameters(), lr=cfg.lr)]
     if not frozen: groups.append(dict(params=model.backbone.parameters(), lr=cfg.lr if cfg.backbone_lr is None else cfg.backbone_lr))
-    rows = fit(net, groups, train_loader, cfg.epochs, cfg.warmup_epochs, cfg.momentum, cfg.weight_decay, device, log if rank == 0 else None)
-    return dict(**evaluate_classifier(model, test_loader, device), epochs=rows, world_size=world, batch_per_process=batch,
+    rows = fit(net, groups, train_loader, cfg.epochs, cfg.warmup_epochs, cfg.momentum, cfg.weight_decay, device, log if rank == 0 else None,
+               progress=progress and rank == 0, metrics=metrics if rank == 0 else None)
+    return dict(**evaluate_classifier(model, progress_bar(test_loader, 'test', progress and rank == 0), device), epochs=rows, world_size=world, batch_per_process=batch,
                 global_batch=batch * world), model
 
-def linear_eval(backbone: nn.Module, train_set, test_set, num_classes: int, cfg: EvalConfig, info: dict, log=print) -> dict:
+def linear_eval(backbone: nn.Module,  # the pretrained backbone (frozen, kept in eval mode)
+                train_set,            # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
+                test_set,             # (uint8 image, label) dataset for top-1/top-5, centre crops
+                num_classes: int,     # outputs of the classifier
+                cfg: EvalConfig,      # epochs, batch_size, lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
+                info: dict,           # the dataset's `dataset_info`: size, channels, mean, std
+                log=print,            # one line per epoch (None: silent)
+                progress: bool = False,  # tqdm bars over each epoch's batches and the test pass
+                metrics=None,         # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
+               ) -> dict:
     "Train a linear layer on the frozen backbone (eval mode) with augmentation; top-1/top-5 on `test_set`."
-    return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, frozen=True)
+    return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, True, progress, metrics)
 
-def finetune(backbone: nn.Module, train_set, test_set, num_classes: int, cfg: EvalConfig, info: dict, log=print) -> dict:
+def finetune(backbone: nn.Module,  # the pretrained backbone (trained with the classifier)
+             train_set,            # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
+             test_set,             # (uint8 image, label) dataset for top-1/top-5, centre crops
+             num_classes: int,     # outputs of the classifier
+             cfg: EvalConfig,      # epochs, batch_size, lr, backbone_lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
+             info: dict,           # the dataset's `dataset_info`: size, channels, mean, std
+             log=print,            # one line per epoch (None: silent)
+             progress: bool = False,  # tqdm bars over each epoch's batches and the test pass
+             metrics=None,         # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
+            ) -> dict:
     "Fine-tune backbone (at `backbone_lr`) and a new fc (at `lr`) together; top-1/top-5 on `test_set`."
-    return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, frozen=False)
+    return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, False, progress, metrics)
 
 # %% ../nbs/12_linear.ipynb
-def linear_eval_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor, num_classes: int,
-                         epochs: int = 100, lr: float = 0.15, batch_size: int = 256, momentum: float = 0.9, weight_decay: float = 0.0,
-                         warmup_epochs: float = 5, seed: int = 0) -> dict:
+def linear_eval_features(train_f: torch.Tensor,     # (n, d) features of the labelled images
+                         train_y: torch.Tensor,     # (n,) their labels
+                         test_f: torch.Tensor,      # (m, d) features of the test images
+                         test_y: torch.Tensor,      # (m,) their labels
+                         num_classes: int,          # outputs of the linear layer
+                         epochs: int = 100,         # passes over the training features
+                         lr: float = 0.15,          # peak learning rate (warm-up, then cosine)
+                         batch_size: int = 256,     # features per SGD step
+                         momentum: float = 0.9,     # SGD momentum
+                         weight_decay: float = 0.0, # SGD weight decay
+                         warmup_epochs: float = 5,  # epochs of linear warm-up
+                         seed: int = 0,             # seeds the layer's initialisation and the batch order
+                        ) -> dict:
     "Linear classifier on fixed features (standardised with the training features' statistics): top-1/top-5 (%) on the test features."
     mean, std = train_f.mean(0), train_f.std(0).clamp_min(1e-6)
     train_f, test_f = (train_f - mean) / std, (test_f - mean) / std
@@ -243,8 +279,14 @@ def linear_eval_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: t
     return dict(top1=100.0 * c1 / len(test_y), top5=100.0 * c5 / len(test_y), train_top1=rows[-1]['train_top1'])
 
 # %% ../nbs/12_linear.ipynb
-def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **kwargs) -> dict:
-    """Run `cfg.protocol` on the backbone of `checkpoint`; returns the results (also in <out_dir>/results.json).
+def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an OpenSelfSup/mmcv file or a torchvision state_dict (09_interop)
+                        cfg: EvalConfig | None = None,  # the protocol and its parameters; None: `EvalConfig(**kwargs)`
+                        log=print,                      # where the progress lines go (None: nowhere)
+                        progress: bool = True,          # tqdm bars over feature extraction and epochs (process 0)
+                        **kwargs,                       # `EvalConfig` fields, when `cfg` is None
+                       ) -> dict:
+    """Run `cfg.protocol` on the backbone of `checkpoint`; returns the results (also in <out_dir>/results.json, the
+    per-epoch rows in metrics.jsonl and TensorBoard under <out_dir>/tb). `progress`: bars over feature extraction and epochs.
     Under torchrun, the processes share the work (one DDP job); rank 0 writes the files."""
     cfg = cfg or EvalConfig(**kwargs)
     info = dataset_info(cfg.dataset)
@@ -258,6 +300,7 @@ def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **
     pct = f'_{list_file.stem}' if list_file else f'_{cfg.label_fraction * 100:g}pct' if cfg.label_fraction else ''
     out = Path(cfg.out_dir) if cfg.out_dir else Path(checkpoint).parent / f'eval_{cfg.protocol}{pct}'
     if main: out.mkdir(parents=True, exist_ok=True)
+    metrics = MetricsLog(out) if main else None   # as a pretraining run's: metrics.jsonl and TensorBoard's tb/
     train_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train'), cfg.train_size, cfg.seed)
     test_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test'), cfg.test_size, cfg.seed)
     num_classes = count_classes(train_set, cfg.dataset)
@@ -286,19 +329,21 @@ def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **
     if cfg.protocol == 'knn':   # as DINO's eval_knn: the labelled split is the bank, every process embeds its share
         if log and main: log(f"knn: {len(train_set)} bank / {len(test_set)} test images, k={cfg.knn_k}, t={cfg.knn_t}, {world} process(es)")
         res = knn_evaluate(backbone.to(device), Augmented(train_set, tf), Augmented(test_set, tf), num_classes, cfg.knn_k, cfg.knn_t,
-                           device, None, cfg.batch_size, cfg.num_workers)
+                           device, None, cfg.batch_size, cfg.num_workers, progress=progress)
     elif cfg.protocol == 'linear_features':
         backbone = backbone.to(device)
-        (ftr, ytr), (fte, yte) = (sharded_features(backbone, Augmented(ds, tf), device, None, 512, cfg.num_workers, gather=True)
-                                  for ds in (train_set, test_set))
+        (ftr, ytr), (fte, yte) = (sharded_features(backbone, Augmented(ds, tf), device, None, 512, cfg.num_workers, gather=True,
+                                                   progress=f'{split} features' if progress else None)
+                                  for split, ds in (('train', train_set), ('test', test_set)))
         res = linear_eval_features(ftr.cpu(), ytr.cpu(), fte.cpu(), yte.cpu(), num_classes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.momentum,
                                    cfg.weight_decay, cfg.warmup_epochs, cfg.seed)
     else:
-        res, _ = (linear_eval if cfg.protocol == 'linear' else finetune)(backbone, train_set, test_set, num_classes, cfg, info, log)
+        res, _ = (linear_eval if cfg.protocol == 'linear' else finetune)(backbone, train_set, test_set, num_classes, cfg, info, log, progress, metrics)
     res.setdefault('world_size', world)
     res = dict(protocol=cfg.protocol, checkpoint=str(checkpoint), train_images=len(train_set), test_images=len(test_set),
                subset_file=str(subset_file) if subset_file else None, seconds=time.time() - t0, config=asdict(cfg), **res)
     if main: (out / 'results.json').write_text(json.dumps(res, indent=2, default=list))
+    if metrics: metrics.log(cfg.epochs if cfg.protocol != 'knn' else 0, top1=res['top1'], top5=res['top5']); metrics.close()
     if log and main: log(f"{cfg.protocol}{pct}: top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  ({len(train_set)} train / {len(test_set)} test images, "
                 f"{res['seconds']:.0f} s) → {out / 'results.json'}")
     if own_group and world > 1: dist.destroy_process_group()
@@ -306,10 +351,11 @@ def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **
 
 # %% ../nbs/12_linear.ipynb
 def main(argv=None):
-    from triplet_ssl.cli import format_help, preset_path
+    from triplet_ssl.cli import format_help, key_value_note, preset_path
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ('-h', '--help'):
-        print(format_help(EvalConfig, "python -m triplet_ssl.linear CHECKPOINT [CONFIG.yaml] [key=value ...]", EvalConfig.__doc__))
+    if not argv or {'-h', '--help'} & set(argv):
+        print(format_help(EvalConfig, "python -m triplet_ssl.linear CHECKPOINT [CONFIG.yaml] [key=value ...]", EvalConfig.__doc__,
+                          note=key_value_note('protocol=knn', 'label_fraction=0.01', 'crop_scale=[0.08,1]')))
         return
     ckpt, rest = argv[0], argv[1:]
     path = rest[0] if rest and '=' not in rest[0] else None

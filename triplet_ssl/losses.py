@@ -75,9 +75,15 @@ def gather_negatives(target: torch.Tensor, negatives: str = 'local') -> tuple[to
     return _GatherRows.apply(target), dist.get_rank() * target.shape[0]
 
 # %% ../nbs/00_losses.ipynb
-def truncated_triplet_loss(pred: torch.Tensor, target: torch.Tensor, *, deputy,
-                           gamma: float = 2.0, margin: float = 100.0, negatives: str = 'local',
-                           return_stats: bool = False):
+def truncated_triplet_loss(pred: torch.Tensor,        # (n, d) online predictions, one row per image (view 1)
+                           target: torch.Tensor,      # (n, d) target projections: row i is the positive of pred's row i, the other rows its negatives
+                           *,
+                           deputy,                    # the negative each anchor uses: 'median', 'hardest', a rank k, a quantile q, or a (lo, hi) band of ranks
+                           gamma: float = 2.0,        # weight of the positive distance in max(0, gamma*d_ap - d_an + margin)
+                           margin: float = 100.0,     # margin of the hinge (distances lie in [-2, 2]: at 100 it never switches off)
+                           negatives: str = 'local',  # 'local': this process's batch; 'global': target rows gathered from every process
+                           return_stats: bool = False,  # also return (loss, stats): mean positive and deputy similarity, fraction of active hinges
+                          ):
     "Mean over rows of max(0, gamma*d_ap - d_an + margin); row i of `target` is the positive of row i of `pred`, the others its negatives."
     if pred.ndim != 2 or pred.shape != target.shape:
         raise ValueError(f"pred and target must both be (n, d) with the same shape; got {tuple(pred.shape)} and {tuple(target.shape)}.")

@@ -14,6 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 from . import interop
+from .evaluate import progress_bar
+from .runs import MetricsLog
 
 # %% auto 0
 __all__ = ['DISTRACTOR_FOLDER', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ReidSplit', 'parse_reid_folder', 'sysu30k_test',
@@ -98,22 +100,30 @@ def flip_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.normalize(net(x).float() + net(x.flip(-1)).float(), dim=1)
 
 @torch.no_grad()
-def extract_reid_features(net: nn.Module, paths, out_file, batch_size: int = 128, device='cpu', dtype=None,
-                          store_dtype=np.float16, num_workers: int = 4, size=REID_SIZE, progress: bool = False) -> np.ndarray:
-    "Flip-augmented features of the images at `paths`, written to `out_file` (.npy) in batches; returns it memory-mapped."
+def extract_reid_features(net: nn.Module,          # the backbone (put in eval mode, then restored)
+                          paths,                    # image files, in the order of the rows written
+                          out_file,                 # the .npy file written batch by batch
+                          batch_size: int = 128,    # images per forward pass
+                          device='cpu',             # where the network runs
+                          dtype=None,               # autocast dtype (torch.bfloat16 on GPUs); None: float32
+                          store_dtype=np.float16,   # dtype of the features on disk
+                          num_workers: int = 4,     # data-loader worker processes decoding images
+                          size=REID_SIZE,           # (height, width) the images are resized to
+                          progress: bool = False,   # a tqdm bar over the batches
+                         ) -> np.ndarray:
+    "Flip-augmented features of the images at `paths`, written to `out_file` (.npy) in batches (a bar with `progress`); returns it memory-mapped."
     device, was_training = torch.device(device), net.training
     net.eval().to(device)
     loader = DataLoader(ReidImages(paths, size), batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == 'cuda')
-    out, i, t0 = None, 0, time.time()
+    out, i = None, 0
     try:
-        for x in loader:
+        for x in progress_bar(loader, f'{Path(out_file).stem} features', progress):
             with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
                 f = flip_features(net, x.to(device, non_blocking=True)).cpu().numpy()
             if out is None:
                 Path(out_file).parent.mkdir(parents=True, exist_ok=True)
                 out = np.lib.format.open_memmap(out_file, mode='w+', dtype=store_dtype, shape=(len(paths), f.shape[1]))
             out[i:i + len(f)] = f; i += len(f)
-            if progress and (i // batch_size) % 100 == 0: print(f"{i}/{len(paths)} images ({i / (time.time() - t0):.0f}/s)")
     finally: net.train(was_training)
     out.flush(); del out
     return np.load(out_file, mmap_mode='r')
@@ -130,10 +140,21 @@ def _good_and_junk(q_id, q_cam, g_ids, g_cams):
     return np.flatnonzero(same & (g_cams != q_cam)), same
 
 @torch.no_grad()
-def reid_metrics(qf, q_ids, q_cams, gf, g_ids, g_cams, ranks=(1, 5, 10), block_size: int = 32768, query_chunk: int = 1024,
-                 device='cpu', ap: str = 'trapezoid') -> dict:
+def reid_metrics(qf,                        # (q, d) L2-normalised query features (array, memmap or tensor)
+                 q_ids,                     # (q,) query identities (no 0: that is the distractors')
+                 q_cams,                    # (q,) query cameras
+                 gf,                        # (g, d) L2-normalised gallery features
+                 g_ids,                     # (g,) gallery identities (0: distractor)
+                 g_cams,                    # (g,) gallery cameras: same identity and camera as the query is junk, not counted
+                 ranks=(1, 5, 10),          # the CMC ranks reported
+                 block_size: int = 32768,   # gallery rows scored at once
+                 query_chunk: int = 1024,   # queries scored at once
+                 device='cpu',              # where the scores are computed
+                 ap: str = 'trapezoid',     # which AP `mAP` reports: 'trapezoid' (the seed's script) or 'standard'
+                 progress: bool = False,    # a tqdm bar over the gallery blocks
+                ) -> dict:
     """CMC rank-k (%) and mAP (%) of cosine retrieval; features L2-normalised (arrays, memmaps or tensors). Both APs are
-    returned (`mAP_trapezoid`: the seed's SYSU-30k script; `mAP_standard`); `mAP` is the one `ap` names."""
+    returned (`mAP_trapezoid`: the seed's SYSU-30k script; `mAP_standard`); `mAP` is the one `ap` names. `progress`: a bar over the gallery blocks."""
     if ap not in ('standard', 'trapezoid'): raise ValueError(f"Unknown ap {ap!r}; choose 'standard' or 'trapezoid'.")
     q_ids, q_cams, g_ids, g_cams = (np.asarray(a, dtype=np.int64) for a in (q_ids, q_cams, g_ids, g_cams))
     if qf.shape[1] != gf.shape[1]: raise ValueError(f"Query features are {qf.shape[1]}-d but gallery features are {gf.shape[1]}-d.")
@@ -153,7 +174,7 @@ def reid_metrics(qf, q_ids, q_cams, gf, g_ids, g_cams, ranks=(1, 5, 10), block_s
             if len(g): good_scores[r, :len(g)] = (as_t(gf[np.sort(g)]) @ qc[r]).sort(descending=True).values
         above = torch.zeros(len(qc), k_max, dtype=torch.int64, device=device)
         ids_t = torch.as_tensor(ids_c, device=device)
-        for b in range(0, len(gf), block_size):
+        for b in progress_bar(range(0, len(gf), block_size), f'scoring queries {lo + 1}-{lo + len(qc)}', progress):
             scores = qc @ as_t(gf[b:b + block_size]).T
             wrong = g_ids_t[b:b + block_size][None, :] != ids_t[:, None]
             for k in range(k_max): above[:, k] += ((scores >= good_scores[:, k:k + 1]) & wrong).sum(1)
@@ -173,10 +194,21 @@ def reid_metrics(qf, q_ids, q_cams, gf, g_ids, g_cams, ranks=(1, 5, 10), block_s
     return dict(out, mAP=maps[f'mAP_{ap}'], **maps, ap=ap, queries=n, queries_without_match=unmatched)
 
 # %% ../nbs/19_reid.ipynb
-def evaluate_sysu30k(net: nn.Module, root, work_dir, batch_size: int = 128, device='cpu', dtype=None, num_workers: int = 4,
-                     store_dtype=np.float16, block_size: int = 32768, reuse: bool = False, progress: bool = False,
-                     ap: str = 'trapezoid') -> dict:
-    "Rank-1/5/10 and mAP (%; both APs, `mAP` the one `ap` names) of `net`'s flip-augmented pooled features on SYSU-30k's test set under `root`."
+def evaluate_sysu30k(net: nn.Module,            # the backbone (pooled features); None with `reuse` and stored features
+                     root,                      # sysu_test_set_all/ (query/ and gallery/) or the folder holding it
+                     work_dir,                  # where query.npy, gallery.npy, metrics.json and tb/ are written
+                     batch_size: int = 128,     # images per forward pass
+                     device='cpu',              # where the network runs and the scores are computed
+                     dtype=None,                # autocast dtype (torch.bfloat16 on GPUs); None: float32
+                     num_workers: int = 4,      # data-loader worker processes decoding images
+                     store_dtype=np.float16,    # dtype of the features on disk (float16: 1.9 GiB for the full gallery)
+                     block_size: int = 32768,   # gallery images scored at once (bounds the memory)
+                     reuse: bool = False,       # score the features already in `work_dir` when their counts match
+                     progress: bool = False,    # tqdm bars over extraction and scoring
+                     ap: str = 'trapezoid',     # which AP `mAP` reports: 'trapezoid' (the seed's script) or 'standard'
+                    ) -> dict:
+    """Rank-1/5/10 and mAP (%; both APs, `mAP` the one `ap` names) of `net`'s flip-augmented pooled features on SYSU-30k's test set under `root`,
+    in `work_dir`/metrics.json and TensorBoard (`work_dir`/tb). `progress`: bars over extraction and scoring."""
     query, gallery = sysu30k_test(root)
     work_dir = Path(work_dir); work_dir.mkdir(parents=True, exist_ok=True)
     feats, t0 = {}, time.time()
@@ -185,10 +217,12 @@ def evaluate_sysu30k(net: nn.Module, root, work_dir, batch_size: int = 128, devi
         if reuse and path.is_file() and len(np.load(path, mmap_mode='r')) == len(split): feats[name] = np.load(path, mmap_mode='r')
         else: feats[name] = extract_reid_features(net, split.paths, path, batch_size, device, dtype, store_dtype, num_workers, progress=progress)
     t1 = time.time()
-    result = reid_metrics(feats['query'], query.ids, query.cams, feats['gallery'], gallery.ids, gallery.cams, block_size=block_size, device=device, ap=ap)
+    result = reid_metrics(feats['query'], query.ids, query.cams, feats['gallery'], gallery.ids, gallery.cams, block_size=block_size, device=device, ap=ap,
+                          progress=progress)
     result.update(gallery_images=len(gallery), distractors=int((gallery.ids == 0).sum()),
                   extract_seconds=round(t1 - t0, 1), score_seconds=round(time.time() - t1, 1))
     (work_dir / 'metrics.json').write_text(json.dumps(result, indent=2))
+    with MetricsLog(work_dir) as log: log.log(0, **{k: v for k, v in result.items() if k.startswith(('rank', 'mAP'))})
     return result
 
 # %% ../nbs/19_reid.ipynb
@@ -209,8 +243,8 @@ def main(argv=None):
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if a.device == 'auto' else a.device
     try:
-        res = evaluate_sysu30k(interop.load_backbone(a.checkpoint, a.arch), a.test_root, a.out_dir, a.batch_size, device,
-                               torch.bfloat16 if device == 'cuda' else None, a.num_workers, reuse=a.reuse)
+        res = evaluate_sysu30k(interop.load_backbone(a.checkpoint, a.arch, channels=3), a.test_root, a.out_dir, a.batch_size, device,
+                               torch.bfloat16 if device == 'cuda' else None, a.num_workers, reuse=a.reuse, progress=True)
     except (FileNotFoundError, ValueError) as e: raise SystemExit(f"error: {e}") from None
     print(json.dumps(res, indent=2))
 

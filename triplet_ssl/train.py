@@ -15,7 +15,6 @@ import yaml
 from fastcore.basics import patch   # a class's methods in their own cells, as nbdev writes them
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
-from tqdm import tqdm   # text bars: the same in a terminal, JupyterLab and papermill logs
 from .data import count_classes, dataset_info, open_dataset, subset_dataset
 from .augment import Augmented, ResumableSampler, device_views, eval_transform, ssl_views
 from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
@@ -25,7 +24,7 @@ from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, 
                               latest_checkpoint, load_checkpoint, loader_worker_init, nonfinite_tensor, prune_checkpoints, provenance,
                               rng_state, save_checkpoint, seed_everything, set_rng_state)
 from .config import CONFIG_GROUPS, Config, config_dict, load_config   # `from triplet_ssl.train import Config` keeps working
-from .evaluate import OnlineLinearProbe, knn_evaluate
+from .evaluate import OnlineLinearProbe, knn_evaluate, progress_bar
 from .interop import init_from_checkpoint
 
 # %% auto 0
@@ -192,8 +191,8 @@ def train_one_epoch(self: Pretraining, stop: StopRequest):
     epoch, first = divmod(self.step, d.steps_per_epoch)
     d.sampler.set_epoch(epoch, first * cfg.accum_steps)
     batches = iter(d.loader)
-    bar = tqdm(range(first, min(d.steps_per_epoch, first + d.total_steps - self.step)), desc=f'epoch {epoch + 1}/{cfg.epochs}',
-               disable=not (self.progress and self.main), leave=False, mininterval=0.5 if sys.stderr.isatty() else 10)
+    bar = progress_bar(range(first, min(d.steps_per_epoch, first + d.total_steps - self.step)), f'epoch {epoch + 1}/{cfg.epochs}',
+                       self.progress and self.main)
     losses, t0, seen = [], time.time(), 0
     for _ in bar:
         loss, stats, stopping = self.train_step(batches, stop)
@@ -294,7 +293,10 @@ def checkpoint(self: Pretraining, epoch: int):
                     rng=rng_state(), **({'online_linear': self.probe.state_dict()} if self.probe is not None else {}))
     prune_checkpoints(self.out, self.cfg.keep_last, self.run_id)
 
-def train(cfg: Config | None = None, progress: bool = True, **kwargs) -> Path:
+def train(cfg: Config | None = None,  # every parameter of the run; None: `Config(**kwargs)`
+          progress: bool = True,      # a tqdm bar over each epoch's steps (process 0)
+          **kwargs,                   # `Config` fields, when `cfg` is None
+         ) -> Path:
     "Pretrain with `cfg` (or `Config(**kwargs)`), as one process or as one of torchrun's; returns the run folder."
     cfg = cfg or Config(**kwargs)
     with contextlib.ExitStack() as cleanup:   # the run folder's lock and the metric writers are released however the run ends
@@ -317,8 +319,13 @@ def _open_run_folder(cfg: Config, main: bool, world: int, device, cleanup: conte
 # %% ../nbs/11_train.ipynb
 def _train_worker(params: dict) -> str: return str(train(Config(**params)))
 
-def run(cfg: Config, gpus: int = 1, nodes: int = 1, node_rank: int = 0, master_addr: str = '127.0.0.1',
-        master_port: int | None = None) -> Path:
+def run(cfg: Config,                     # every parameter of the run
+        gpus: int = 1,                   # processes on each node (GPUs; CPU processes when there is no GPU)
+        nodes: int = 1,                  # machines taking part
+        node_rank: int = 0,              # this machine's index among the nodes (0 hosts the rendezvous)
+        master_addr: str = '127.0.0.1',  # address of node 0, reachable from every node
+        master_port: int | None = None,  # port on node 0; None: a free one (single node only)
+       ) -> Path:
     "Train with `gpus` processes on each of `nodes` nodes (processes on CPUs when there is no GPU); returns the run folder."
     if gpus * nodes == 1: return train(cfg)
     if torch.cuda.is_available() and gpus > torch.cuda.device_count():
@@ -330,7 +337,7 @@ def run(cfg: Config, gpus: int = 1, nodes: int = 1, node_rank: int = 0, master_a
 def main(argv=None):
     from triplet_ssl.cli import format_help, preset_path
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ('-h', '--help'):
+    if {'-h', '--help'} & set(argv):
         print(format_help(Config, "python -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\n"
                           "       torchrun --nproc_per_node=N -m triplet_ssl.train [CONFIG.yaml] [key=value ...]", Config.__doc__, CONFIG_GROUPS))
         return
