@@ -1,9 +1,10 @@
 """The loss where researchers already work (issue 21): lightly's BYOL with `TruncatedTripletLoss` swapped in, and the
 paper's network as a PyTorch Lightning module, each a papermill run of its experiment notebook at a tiny size.
 Each skips, naming the install command, where its optional extra is absent; CI installs the extras."""
-import importlib.util, json, re, subprocess
+import importlib.util, json, re, shutil, subprocess
 import pytest
-from helpers import BIN, ENV, REPO
+import torch
+from helpers import BIN, ENV, REPO, as_args, run_quiet, tiny
 
 pytestmark = pytest.mark.slow   # whole (tiny) runs
 TINY_RUN = ['-p', 'train_size', '256', '-p', 'epochs', '1', '-p', 'batch_size', '64', '-p', 'knn_bank_size', '200',
@@ -41,3 +42,46 @@ def test_lightning_module_with_the_truncated_triplet_loss(tmp_path):
     assert m and int(m.group(1)) == 4 and 180 < float(m.group(2)) < 220, text   # 256 / 64 steps; two directions near 2 x 100
     logged = (tmp_path / 'logs' / 'lightning_logs' / 'version_0' / 'metrics.csv').read_text().splitlines()
     assert {'loss', 'deputy_similarity', 'positive_similarity', 'active_fraction'} <= set(logged[0].split(',')), logged[0]
+
+
+# timm backbones through the command line: 2 steps, a checkpoint after each. The ViT at 32 px (a 2 x 2 patch grid; the kNN
+# monitor sees Fashion-MNIST's own 28 px, padded to 32); the ConvNeXt at 64 px (its stride-32 stem-and-stages need more than 28).
+def timm_run(size):
+    return ['configs/cpu_demo.yaml', *as_args(tiny(train_size=64, batch_size=32, image_size=size, epochs=1, max_steps=2, knn_every=0,
+                                                    knn_bank_size=100, knn_test_size=50, log_every=1, checkpoint_every=1, keep_last=5,
+                                                    num_workers=0))]
+
+
+@pytest.mark.parametrize('arch, width, size', [('timm:test_vit', 64, 32), ('timm:test_convnext', 64, 64)])   # timm's smallest test models
+def test_timm_backbone_pretrains_resumes_exactly_and_is_evaluated(tmp_path, arch, width, size):
+    need('timm', 'timm')
+    from triplet_ssl.interop import read_backbone
+    from triplet_ssl.runs import checkpoint_path, load_checkpoint
+    ref = tmp_path / 'reference'
+    r = run_quiet('-m', 'triplet_ssl.train', *timm_run(size), f'arch={arch}', f'out_dir={ref}')
+    assert r.returncode == 0, r.stderr[-3000:]
+    final = load_checkpoint(checkpoint_path(ref, 2))['model']
+    assert final['projector.0.weight'].shape[1] == width   # the projector takes the model's own feature width
+    sd, saved_arch, fmt = read_backbone(checkpoint_path(ref, 2))
+    assert (saved_arch, fmt) == (arch, 'triplet-ssl') and sd.keys() == {k[len('backbone.'):] for k in final if k.startswith('backbone.')}
+    # resume: the folder as it was after step 1, continued to step 2, ends with the same weights bit for bit
+    resumed = tmp_path / 'resumed'
+    shutil.copytree(ref, resumed)
+    checkpoint_path(resumed, 2).unlink()
+    r = run_quiet('-m', 'triplet_ssl.train', *timm_run(size), f'arch={arch}', f'out_dir={resumed}', 'resume=auto')
+    assert r.returncode == 0 and 'resuming at step 1' in r.stdout, r.stderr[-3000:]
+    again = load_checkpoint(checkpoint_path(resumed, 2))['model']
+    assert final.keys() == again.keys() and all(torch.equal(v, again[k]) for k, v in final.items())
+    # linear evaluation rebuilds the timm model from the arch the checkpoint records
+    r = run_quiet('-m', 'triplet_ssl.linear', checkpoint_path(ref, 2), 'protocol=linear_features', 'train_size=200', 'test_size=100',
+                  'epochs=2', f'image_size={size}', 'num_workers=0', f'out_dir={tmp_path / "linear"}')
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / 'linear' / 'results.json').read_text())
+    assert res['protocol'] == 'linear_features' and 0 <= res['top1'] <= res['top5'] <= 100, res
+
+
+def test_unknown_timm_model_is_one_error_line():
+    need('timm', 'timm')
+    r = run_quiet('-m', 'triplet_ssl.train', 'arch=timm:test_vitt', 'out_dir=/nonexistent/never-written')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr[-3000:]
+    assert r.stderr.strip().splitlines()[-1].startswith("error: arch='timm:test_vitt': timm has no model 'test_vitt' (did you mean test_vit"), r.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from .losses import deputy_band
 from .data import dataset_info
-from .models import ARCHS, METHODS
+from .models import METHODS, check_arch
 from .runs import _first_line
 
 # %% auto 0
@@ -31,7 +31,7 @@ class Config:
     image_size: int | None = None   # training crop size; None: the dataset's (28 Fashion-MNIST, 32 CIFAR, 96 STL, 224 ImageNet)
     bad_images: str = 'fail'        # an unreadable image stops the run ('fail') or is reported and skipped ('skip')
     method: str = 'triplet'         # 'triplet' (the paper's), or a baseline in the same engine: 'byol', 'simclr', 'mocov2'
-    arch: str = 'narrow_resnet'     # a key of triplet_ssl.models.ARCHS
+    arch: str = 'narrow_resnet'     # a key of triplet_ssl.models.ARCHS, or 'timm:<name>' for timm's model (random weights)
     sync_bn: bool = False           # batch-norm statistics over the global batch (the paper's SyncBN)
     proj_hidden: int = 512          # projector hidden width (paper: 4096)
     proj_dim: int = 128             # projection size (paper: 256)
@@ -80,7 +80,7 @@ class Config:
 
     def __post_init__(self):
         coerce_fields(self)
-        if self.arch not in ARCHS: raise ValueError(f"Unknown arch {self.arch!r}; choose one of {sorted(ARCHS)}.")
+        check_arch(self.arch)
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices: raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {list(choices)}.")
         if not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
