@@ -11,7 +11,7 @@ import yaml
 from .losses import deputy_band
 from .data import dataset_info
 from .models import METHODS, check_arch
-from .runs import _first_line
+from .runs import _first_line, check_loggers
 
 # %% auto 0
 __all__ = ['CHOICES', 'LAUNCH_KEYS', 'CONFIG_GROUPS', 'Config', 'config_fields', 'config_dict', 'coerce_fields', 'read_params',
@@ -77,10 +77,12 @@ class Config:
     device: str = 'auto'            # 'auto', 'cpu', 'cuda'
     seed: int = 0                   # seeds the weights, the data order and every augmentation
     out_dir: str = 'runs/pretrain'  # the run folder: config, metrics, TensorBoard logs, checkpoints
+    loggers: object = ('tensorboard',)  # experiment trackers (process 0): 'tensorboard' (<out_dir>/tb), 'wandb' (offline unless WANDB_MODE is set), 'mlflow' (./mlflow.db unless MLFLOW_TRACKING_URI is set)
 
     def __post_init__(self):
         coerce_fields(self)
         check_arch(self.arch)
+        self.loggers = check_loggers(self.loggers)
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices: raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {list(choices)}.")
         if not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
@@ -124,7 +126,7 @@ CONFIG_GROUPS = {   # --help and the README's parameter table: Config's fields b
     'speed': ['multires', 'online_sizes', 'target_sizes', 'precision', 'channels_last', 'device_augment', 'compile',
               'num_workers', 'device'],
     'evaluation': ['knn_k', 'knn_t', 'knn_bank_size', 'knn_test_size', 'knn_every', 'online_linear', 'online_linear_lr'],
-    'run folder': ['out_dir', 'seed', 'log_every', 'checkpoint_every', 'keep_last', 'resume', 'overwrite', 'init_checkpoint'],
+    'run folder': ['out_dir', 'seed', 'log_every', 'checkpoint_every', 'keep_last', 'resume', 'overwrite', 'init_checkpoint', 'loggers'],
 }
 
 def _default(name: str): return next(f.default for f in dataclasses.fields(Config) if f.name == name)

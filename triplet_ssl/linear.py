@@ -21,6 +21,7 @@ from .distributed import all_reduce_sum, convert_sync_batchnorm, init_distribute
 from .evaluate import knn_evaluate, sharded_features
 from .config import Config, coerce_fields, read_params
 from .interop import load_backbone
+from .runs import Trackers, check_loggers
 from .optim import lr_at
 
 # %% auto 0
@@ -58,11 +59,13 @@ class EvalConfig:
     device: str = 'auto'
     seed: int = 0
     out_dir: str | None = None      # None: <checkpoint folder>/eval_<protocol>[_<pct>pct]
+    loggers: object = ('tensorboard',)  # experiment trackers (process 0) for the results: 'tensorboard', 'wandb' (offline unless WANDB_MODE is set), 'mlflow' (./mlflow.db unless MLFLOW_TRACKING_URI is set)
 
     def __post_init__(self):
         coerce_fields(self)   # each value as its declared type, or the key, the value and the fix
         if self.protocol not in PROTOCOLS: raise ValueError(f"Unknown protocol {self.protocol!r}; choose one of {list(PROTOCOLS)}.")
         dataset_info(self.dataset)
+        self.loggers = check_loggers(self.loggers)
         if self.label_fraction is not None and not 0 < self.label_fraction <= 1:
             raise ValueError(f"label_fraction must be in (0, 1] (e.g. 0.01 for 1%), got {self.label_fraction!r}.")
         for name in ('epochs', 'batch_size', 'knn_k'):
@@ -298,7 +301,10 @@ def evaluate_checkpoint(checkpoint, cfg: EvalConfig | None = None, log=print, **
     res.setdefault('world_size', world)
     res = dict(protocol=cfg.protocol, checkpoint=str(checkpoint), train_images=len(train_set), test_images=len(test_set),
                subset_file=str(subset_file) if subset_file else None, seconds=time.time() - t0, config=asdict(cfg), **res)
-    if main: (out / 'results.json').write_text(json.dumps(res, indent=2, default=list))
+    if main:
+        (out / 'results.json').write_text(json.dumps(res, indent=2, default=list))
+        trackers = Trackers(cfg.loggers, out, asdict(cfg), kind=cfg.protocol)   # the results, and results.json as an artifact
+        trackers.scalars(len(res.get('epochs') or ()), res, 'eval/'); trackers.close()
     if log and main: log(f"{cfg.protocol}{pct}: top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  ({len(train_set)} train / {len(test_set)} test images, "
                 f"{res['seconds']:.0f} s) → {out / 'results.json'}")
     if own_group and world > 1: dist.destroy_process_group()
