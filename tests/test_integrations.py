@@ -113,13 +113,15 @@ def test_trackers_get_the_run_and_its_evaluation(tmp_path, monkeypatch):
     import mlflow
     env = {**ENV, 'MLFLOW_TRACKING_URI': f'sqlite:///{tmp_path / "mlflow.db"}'}
     env.pop('WANDB_MODE', None)   # offline by default
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(REPO), env.get('PYTHONPATH')]))   # run from tmp_path
     out = tmp_path / 'run'
-    r = subprocess.run([BIN / 'python', '-m', 'triplet_ssl.train', 'configs/cpu_demo.yaml',
+    r = subprocess.run([BIN / 'python', '-m', 'triplet_ssl.train', REPO / 'configs' / 'cpu_demo.yaml',
                         *as_args(tiny(train_size=128, batch_size=64, epochs=1, knn_bank_size=100, knn_test_size=50, log_every=1, num_workers=0)),
-                        'loggers=[tensorboard,wandb,mlflow]', f'out_dir={out}'], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                        'loggers=[tensorboard,wandb,mlflow]', f'out_dir={out}'], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     from triplet_ssl.linear import evaluate_checkpoint   # in this process (one interpreter start less)
     monkeypatch.setenv('MLFLOW_TRACKING_URI', env['MLFLOW_TRACKING_URI']); monkeypatch.delenv('WANDB_MODE', raising=False)
+    monkeypatch.chdir(tmp_path)
     evaluate_checkpoint(out / 'checkpoint-00000002.pt', protocol='knn', train_size=200, test_size=100, num_workers=0,
                         loggers=['wandb', 'mlflow'], out_dir=str(tmp_path / 'knn'), log=None)
     steps = [row['loss'] for row in map(json.loads, (out / 'steps.jsonl').read_text().splitlines())]
@@ -135,6 +137,7 @@ def test_trackers_get_the_run_and_its_evaluation(tmp_path, monkeypatch):
     assert 'metrics.epoch/knn_top1' in runs.columns and ev['metrics.eval/top1'] == pytest.approx(knn) and ev['params.protocol'] == 'knn'
     assert {a.path for a in mlflow.MlflowClient().list_artifacts(pre['run_id'])} == {'config.yaml', 'metrics.jsonl', 'steps.jsonl'}
     assert [a.path for a in mlflow.MlflowClient().list_artifacts(ev['run_id'])] == ['results.json']
+    assert (tmp_path / 'mlruns').is_dir()   # the artifacts: in the working directory's ./mlruns
     # W&B: the offline run files under <out_dir>/wandb, read record by record
     (run_file,) = out.glob('wandb/offline-run-*/*.wandb')
     records = list(wandb_records(run_file))
