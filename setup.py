@@ -20,6 +20,9 @@ class BuildWithAssets(build_py):
             if not Path(src).is_dir(): raise FileNotFoundError(f"{src}/ is missing from the source tree (MANIFEST.in ships it in the sdist).")
             shutil.copytree(src, Path(self.build_lib, cfg['lib_name'], 'assets', dst), dirs_exist_ok=True)
 
+# Optional extras, one per `<name>_requirements` key of settings.ini: pip install 'triplet-ssl[lightly]'
+EXTRAS = {k.removesuffix('_requirements'): v.split() for k, v in cfg.items() if k.endswith('_requirements') and k != 'dev_requirements'}
+
 setup(
     name=cfg['lib_name'], version=cfg['version'], description=cfg['description'],
     author=cfg['author'], author_email=cfg['author_email'], license='Apache-2.0',
@@ -28,7 +31,7 @@ setup(
     packages=find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True, zip_safe=False, cmdclass={'build_py': BuildWithAssets},
     install_requires=cfg.get('requirements', '').split(),
-    extras_require={'dev': cfg.get('dev_requirements', '').split()},
+    extras_require={'dev': cfg.get('dev_requirements', '').split() + [r for e in EXTRAS.values() for r in e], **EXTRAS},
     long_description=open('README.md', encoding='utf-8').read(), long_description_content_type='text/markdown',
     entry_points={'console_scripts': cfg.get('console_scripts', '').split(),
                   'nbdev': [f"{cfg['lib_name']}={cfg['lib_name']}._modidx:d"]},

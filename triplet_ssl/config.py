@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from .losses import deputy_band
 from .data import dataset_info
-from .models import ARCHS, METHODS
-from .runs import _first_line
+from .models import METHODS, check_arch
+from .runs import _first_line, check_loggers
 from .cli import did_you_mean
 
 # %% auto 0
@@ -32,7 +32,7 @@ class Config:
     image_size: int | None = None   # training crop size; None: the dataset's (28 Fashion-MNIST, 32 CIFAR, 96 STL, 224 ImageNet)
     bad_images: str = 'fail'        # an unreadable image stops the run ('fail') or is reported and skipped ('skip')
     method: str = 'triplet'         # 'triplet' (the paper's), or a baseline in the same engine: 'byol', 'simclr', 'mocov2'
-    arch: str = 'narrow_resnet'     # a key of triplet_ssl.models.ARCHS
+    arch: str = 'narrow_resnet'     # a key of triplet_ssl.models.ARCHS, or 'timm:<name>' for timm's model (random weights)
     sync_bn: bool = False           # batch-norm statistics over the global batch (the paper's SyncBN)
     proj_hidden: int = 512          # projector hidden width (paper: 4096)
     proj_dim: int = 128             # projection size (paper: 256)
@@ -78,10 +78,12 @@ class Config:
     device: str = 'auto'            # 'auto', 'cpu', 'cuda'
     seed: int = 0                   # seeds the weights, the data order and every augmentation
     out_dir: str = 'runs/pretrain'  # the run folder: config, metrics, TensorBoard logs, checkpoints
+    loggers: object = ('tensorboard',)  # experiment trackers (process 0): 'tensorboard' (<out_dir>/tb), 'wandb' (offline unless WANDB_MODE is set), 'mlflow' (./mlflow.db unless MLFLOW_TRACKING_URI is set)
 
     def __post_init__(self):
         coerce_fields(self)
-        if self.arch not in ARCHS: raise ValueError(f"Unknown arch {self.arch!r}; choose one of {sorted(ARCHS)}.")
+        check_arch(self.arch)
+        self.loggers = check_loggers(self.loggers)
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices: raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {list(choices)}.")
         if not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
@@ -125,7 +127,7 @@ CONFIG_GROUPS = {   # --help and the README's parameter table: Config's fields b
     'speed': ['multires', 'online_sizes', 'target_sizes', 'precision', 'channels_last', 'device_augment', 'compile',
               'num_workers', 'device'],
     'evaluation': ['knn_k', 'knn_t', 'knn_bank_size', 'knn_test_size', 'knn_every', 'online_linear', 'online_linear_lr'],
-    'run folder': ['out_dir', 'seed', 'log_every', 'checkpoint_every', 'keep_last', 'resume', 'overwrite', 'init_checkpoint'],
+    'run folder': ['out_dir', 'seed', 'log_every', 'checkpoint_every', 'keep_last', 'resume', 'overwrite', 'init_checkpoint', 'loggers'],
 }
 
 def _default(name: str): return next(f.default for f in dataclasses.fields(Config) if f.name == name)

@@ -19,9 +19,9 @@ from .data import count_classes, dataset_info, dataset_labels, open_dataset, sub
 from .augment import Augmented, ResumableSampler, eval_transform
 from .distributed import all_reduce_sum, convert_sync_batchnorm, init_distributed, shard
 from .evaluate import knn_evaluate, progress_bar, sharded_features
-from .runs import MetricsLog
 from .config import Config, coerce_fields, read_params
 from .interop import load_backbone
+from .runs import MetricsLog, check_loggers
 from .optim import lr_at
 
 # %% auto 0
@@ -59,11 +59,13 @@ class EvalConfig:
     device: str = 'auto'            # 'auto' (a GPU if there is one), 'cpu', 'cuda'
     seed: int = 0                   # seeds the classifier, the data order, the crops and the label subset
     out_dir: str | None = None      # None: <checkpoint folder>/eval_<protocol>[_<pct>pct]
+    loggers: object = ('tensorboard',)  # experiment trackers (process 0) for the results: 'tensorboard', 'wandb' (offline unless WANDB_MODE is set), 'mlflow' (./mlflow.db unless MLFLOW_TRACKING_URI is set)
 
     def __post_init__(self):
         coerce_fields(self)   # each value as its declared type, or the key, the value and the fix
         if self.protocol not in PROTOCOLS: raise ValueError(f"Unknown protocol {self.protocol!r}; choose one of {list(PROTOCOLS)}.")
         dataset_info(self.dataset)
+        self.loggers = check_loggers(self.loggers)
         if self.label_fraction is not None and not 0 < self.label_fraction <= 1:
             raise ValueError(f"label_fraction must be in (0, 1] (e.g. 0.01 for 1%), got {self.label_fraction!r}.")
         for name in ('epochs', 'batch_size', 'knn_k'):
@@ -300,7 +302,7 @@ def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an O
     pct = f'_{list_file.stem}' if list_file else f'_{cfg.label_fraction * 100:g}pct' if cfg.label_fraction else ''
     out = Path(cfg.out_dir) if cfg.out_dir else Path(checkpoint).parent / f'eval_{cfg.protocol}{pct}'
     if main: out.mkdir(parents=True, exist_ok=True)
-    metrics = MetricsLog(out) if main else None   # as a pretraining run's: metrics.jsonl and TensorBoard's tb/
+    metrics = MetricsLog(out, loggers=cfg.loggers, config=asdict(cfg), kind=cfg.protocol) if main else None   # as a pretraining run's
     train_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train'), cfg.train_size, cfg.seed)
     test_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test'), cfg.test_size, cfg.seed)
     num_classes = count_classes(train_set, cfg.dataset)
@@ -343,7 +345,9 @@ def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an O
     res = dict(protocol=cfg.protocol, checkpoint=str(checkpoint), train_images=len(train_set), test_images=len(test_set),
                subset_file=str(subset_file) if subset_file else None, seconds=time.time() - t0, config=asdict(cfg), **res)
     if main: (out / 'results.json').write_text(json.dumps(res, indent=2, default=list))
-    if metrics: metrics.log(cfg.epochs if cfg.protocol != 'knn' else 0, top1=res['top1'], top5=res['top5']); metrics.close()
+    if metrics:   # the final row; the trackers also get the results as eval/* and results.json as an artifact
+        metrics.log(cfg.epochs if cfg.protocol != 'knn' else 0, top1=res['top1'], top5=res['top5'])
+        metrics.trackers.scalars(len(res.get('epochs') or ()), res, 'eval/'); metrics.close()
     if log and main: log(f"{cfg.protocol}{pct}: top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  ({len(train_set)} train / {len(test_set)} test images, "
                 f"{res['seconds']:.0f} s) → {out / 'results.json'}")
     if own_group and world > 1: dist.destroy_process_group()

@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['deputy_band', 'pairwise_distance', 'gather_negatives', 'truncated_triplet_loss']
+__all__ = ['deputy_band', 'pairwise_distance', 'gather_negatives', 'truncated_triplet_loss', 'TruncatedTripletLoss']
 
 # %% ../nbs/00_losses.ipynb
 def deputy_band(deputy, n_neg: int) -> tuple[int, int]:
@@ -106,3 +106,37 @@ def truncated_triplet_loss(pred: torch.Tensor,        # (n, d) online prediction
     stats = {'positive_similarity': -d_ap.detach().mean() / 2, 'deputy_similarity': -d_an.detach().mean() / 2,
              'active_fraction': (hinge.detach() > 0).float().mean()}
     return loss, stats
+
+# %% ../nbs/00_losses.ipynb
+from torch import nn
+
+class TruncatedTripletLoss(nn.Module):
+    "`truncated_triplet_loss` as a loss module: `loss_fn(pred, target)`, or `loss_fn.symmetric(p0, z0, p1, z1)` for two views."
+    def __init__(self, deputy=(2, 10), gamma: float = 2.0, margin: float = 100.0, gather_distributed: bool = False):
+        super().__init__()
+        deputy_band(deputy, 10**9)   # an unknown deputy fails here (the batch size is checked at each call)
+        for name, value in (('gamma', gamma), ('margin', margin)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r} (default {2.0 if name == 'gamma' else 100.0}).")
+        if not isinstance(gather_distributed, bool):
+            raise ValueError(f"gather_distributed must be True or False, got {gather_distributed!r}.")
+        self.deputy, self.gamma, self.margin, self.gather_distributed = deputy, float(gamma), float(margin), gather_distributed
+        self.stats = {}
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        "The loss of one direction: `pred` (n, d) from the online branch, `target` (n, d) from the other view's target branch."
+        loss, self.stats = truncated_triplet_loss(pred, target, deputy=self.deputy, gamma=self.gamma, margin=self.margin,
+                                                  negatives='global' if self.gather_distributed else 'local', return_stats=True)
+        return loss
+
+    def symmetric(self, p0: torch.Tensor, z0: torch.Tensor, p1: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
+        "The paper's loss for two views: each view's prediction against the other view's target, summed; `stats` averaged."
+        loss = self(p0, z1)
+        first = self.stats
+        loss = loss + self(p1, z0)
+        self.stats = {k: (first[k] + self.stats[k]) / 2 for k in first}
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"deputy={self.deputy!r}, gamma={self.gamma}, margin={self.margin}, gather_distributed={self.gather_distributed}"
+

@@ -13,8 +13,8 @@ from torchvision.models.resnet import BasicBlock
 from .losses import truncated_triplet_loss
 
 # %% auto 0
-__all__ = ['ARCHS', 'METHODS', 'METHOD_DEFAULTS', 'narrow_resnet', 'build_backbone', 'mlp', 'momentum_schedule', 'SiameseSSL',
-           'TripletSSL', 'BYOL', 'nt_xent', 'SimCLR', 'MoCoV2', 'build_ssl']
+__all__ = ['ARCHS', 'METHODS', 'METHOD_DEFAULTS', 'narrow_resnet', 'build_backbone', 'timm_backbone', 'check_arch', 'mlp',
+           'momentum_schedule', 'SiameseSSL', 'TripletSSL', 'BYOL', 'nt_xent', 'SimCLR', 'MoCoV2', 'build_ssl']
 
 # %% ../nbs/04_models.ipynb
 def _torchvision_resnet(name, channels, cifar_stem):
@@ -47,9 +47,39 @@ ARCHS = {
 }
 
 def build_backbone(arch: str, channels: int = 3) -> nn.Module:
-    "The backbone `arch` (a key of `ARCHS`) for `channels`-channel images; it has a `feature_dim` attribute."
-    if arch not in ARCHS: raise ValueError(f"Unknown arch {arch!r}; choose one of {sorted(ARCHS)}.")
+    "The backbone `arch` (a key of `ARCHS`, or 'timm:<name>': timm's model, see below) for `channels`-channel images; it has a `feature_dim` attribute."
+    if check_arch(arch).startswith('timm:'): return timm_backbone(arch.removeprefix('timm:'), channels)
     return ARCHS[arch](channels)
+
+# %% ../nbs/04_models.ipynb
+import difflib
+
+def timm_backbone(name: str, channels: int = 3) -> nn.Module:
+    "timm's model `name`: random weights, no classifier (the pooled feature), `channels` input channels, a `feature_dim` attribute."
+    timm = _import_timm(f'timm:{name}')
+    kw = dict(pretrained=False, num_classes=0, in_chans=channels)
+    try: net = timm.create_model(name, dynamic_img_size=True, dynamic_img_pad=True, **kw)   # vision transformers: any image size
+    except TypeError: net = timm.create_model(name, **kw)             # models without that option take any size already
+    net.feature_dim = getattr(net, 'head_hidden_size', None) or net.num_features
+    return net
+
+def _import_timm(arch: str):
+    try: import timm
+    except ImportError: raise ValueError(f"arch={arch!r} needs timm, which is not installed: pip install 'triplet-ssl[timm]' (or pip install timm).") from None
+    return timm
+
+def check_arch(arch: str) -> str:
+    "`arch` if it names a backbone this package builds (a key of `ARCHS`, or 'timm:<name>' of a timm model), else a ValueError naming the fix."
+    if not isinstance(arch, str): raise ValueError(f"arch must be a string, got {arch!r}; choose one of {sorted(ARCHS)} or 'timm:<name>'.")
+    if not arch.startswith('timm:'):
+        if arch in ARCHS: return arch
+        raise ValueError(f"Unknown arch {arch!r}; choose one of {sorted(ARCHS)}, or 'timm:<name>' for a timm model (e.g. 'timm:resnet50').")
+    name, timm = arch.removeprefix('timm:'), _import_timm(arch)
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), 3)
+        raise ValueError(f"arch={arch!r}: timm has no model {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else '')
+                         + "; timm.list_models('*vit*') lists them.")
+    return arch
 
 # %% ../nbs/04_models.ipynb
 def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 # %% auto 0
-__all__ = ['MANIFEST', 'RESUME_KEYS', 'RUN_FILES', 'CheckpointError', 'RunError', 'write_atomic', 'read_manifest',
-           'save_checkpoint', 'checkpoint_path', 'list_checkpoints', 'read_checkpoint', 'load_checkpoint',
-           'latest_checkpoint', 'prune_checkpoints', 'RunLock', 'check_run_folder', 'seed_everything', 'rng_state',
-           'set_rng_state', 'MetricsLog', 'read_metrics', 'provenance', 'StopRequest', 'loader_worker_init',
-           'nonfinite_tensor']
+__all__ = ['MANIFEST', 'RESUME_KEYS', 'RUN_FILES', 'LOGGERS', 'ARTIFACTS', 'CheckpointError', 'RunError', 'write_atomic',
+           'read_manifest', 'save_checkpoint', 'checkpoint_path', 'list_checkpoints', 'read_checkpoint',
+           'load_checkpoint', 'latest_checkpoint', 'prune_checkpoints', 'RunLock', 'check_run_folder',
+           'seed_everything', 'rng_state', 'set_rng_state', 'check_loggers', 'Trackers', 'MetricsLog', 'read_metrics',
+           'provenance', 'StopRequest', 'loader_worker_init', 'nonfinite_tensor']
 
 # %% ../nbs/06_runs.ipynb
 class CheckpointError(ValueError):
@@ -228,22 +228,68 @@ def set_rng_state(state: dict):
     if state['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
 
 # %% ../nbs/06_runs.ipynb
+import importlib
+
+LOGGERS = ('tensorboard', 'wandb', 'mlflow')
+ARTIFACTS = ('config.yaml', 'metrics.jsonl', 'steps.jsonl', 'results.json', 'curves.png')
+
+def check_loggers(loggers) -> tuple:
+    "`loggers` (a name or a list of names) as a tuple, or a ValueError naming an unknown one or the install command of a missing one."
+    loggers = (loggers,) if isinstance(loggers, str) else tuple(loggers or ())
+    for name in loggers:
+        if name not in LOGGERS: raise ValueError(f"Unknown logger {name!r} in loggers={list(loggers)}; choose among {list(LOGGERS)}.")
+        try: importlib.import_module(name)
+        except ImportError: raise ValueError(f"loggers={list(loggers)} needs {name}, which is not installed: pip install 'triplet-ssl[{name}]'.") from None
+    return loggers
+
+class Trackers:
+    "The experiment trackers of one run folder (see above): `scalars(step, row, prefix)` as the run goes, artifacts at `close`."
+    def __init__(self, loggers, out_dir, config: dict | None = None, run_id: str | None = None, kind: str = 'pretrain'):
+        self.dir, self.loggers, self.tb, self.wandb, self.mlflow = Path(out_dir), check_loggers(loggers), None, None, None
+        params, key = dict(config or {}, run_folder=str(self.dir.resolve()), kind=kind), run_id and f'{kind}-{run_id}'
+        if 'tensorboard' in self.loggers: self.tb = importlib.import_module('torch.utils.tensorboard').SummaryWriter(str(self.dir / 'tb'))
+        if 'wandb' in self.loggers:
+            self.wandb = importlib.import_module('wandb').init(project='triplet-ssl', dir=str(self.dir), name=self.dir.name, id=key, resume='allow',
+                                                              job_type=kind, config=params, mode=os.environ.get('WANDB_MODE', 'offline'))
+        if 'mlflow' in self.loggers:
+            import mlflow.entities
+            self.entities, self.mlflow = mlflow.entities, mlflow.MlflowClient(os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{Path("mlflow.db").resolve()}')
+            exp = self.mlflow.get_experiment_by_name('triplet-ssl')
+            exp_id = exp.experiment_id if exp else self.mlflow.create_experiment('triplet-ssl')
+            found = self.mlflow.search_runs([exp_id], f"tags.triplet_ssl_run_id = '{key}'") if key else []   # a resumed run: its own MLflow run
+            self.run = found[0].info.run_id if found else self.mlflow.create_run(exp_id, run_name=self.dir.name, tags=dict(
+                run_folder=params['run_folder'], kind=kind, **({'triplet_ssl_run_id': key} if key else {}))).info.run_id
+            if not found: self.mlflow.log_batch(self.run, params=[self.entities.Param(k, str(v)[:6000]) for k, v in params.items()])
+
+    def scalars(self, step: int, row: dict, prefix: str = ''):
+        row = {prefix + k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for k, v in row.items() if self.tb else (): self.tb.add_scalar(k, v, step)
+        if self.wandb: self.wandb.log(row, step=step)
+        if self.mlflow: self.mlflow.log_batch(self.run, metrics=[self.entities.Metric(k, v, int(time.time() * 1000), step) for k, v in row.items()])
+
+    def close(self):
+        files = [self.dir / name for name in ARTIFACTS if (self.dir / name).is_file()]
+        if self.tb: self.tb.close()
+        if self.wandb:
+            for f in files: self.wandb.save(str(f), base_path=str(self.dir.parent), policy='now')   # files/<run folder>/: W&B has its own config.yaml
+            self.wandb.finish()
+        if self.mlflow:
+            for f in files: self.mlflow.log_artifact(self.run, str(f))
+            self.mlflow.set_terminated(self.run)
+
+# %% ../nbs/06_runs.ipynb
 class MetricsLog:
-    "Per-epoch rows in metrics.jsonl and per-step rows in steps.jsonl (JSON lines), mirrored to TensorBoard."
-    def __init__(self, out_dir, resume: bool = False):
+    "Per-epoch rows in metrics.jsonl and per-step rows in steps.jsonl (JSON lines), mirrored to the `loggers` (`Trackers`)."
+    def __init__(self, out_dir, resume: bool = False, loggers=('tensorboard',), config: dict | None = None, run_id: str | None = None,
+                 kind: str = 'pretrain'):   # the trackers' label of the run: 'pretrain', or an evaluation's protocol
         self.dir = Path(out_dir)
         for name in ('metrics.jsonl', 'steps.jsonl'):
             if not resume or not (self.dir / name).exists(): (self.dir / name).write_text('')
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(self.dir / 'tb'))
-        except ImportError: self.tb = None
+        self.trackers = Trackers(loggers, self.dir, config, run_id, kind)
 
     def _write(self, name, step, prefix, row):
         with (self.dir / name).open('a') as f: f.write(json.dumps(dict(step=step, **row)) + '\n')
-        if self.tb:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != 'epoch': self.tb.add_scalar(prefix + k, v, step)
+        self.trackers.scalars(step, {k: v for k, v in row.items() if k != 'epoch'}, prefix)
 
     def log(self, step: int, **row): self._write('metrics.jsonl', step, 'epoch/', row)
     def log_step(self, step: int, **row): self._write('steps.jsonl', step, 'step/', row)
@@ -252,8 +298,7 @@ class MetricsLog:
         for name in ('metrics.jsonl', 'steps.jsonl'):
             rows = read_metrics(self.dir, name.split('.')[0])
             (self.dir / name).write_text(''.join(json.dumps(r) + '\n' for r in rows if r['step'] <= step))
-    def close(self):
-        if self.tb: self.tb.close()
+    def close(self): self.trackers.close()
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 

@@ -173,7 +173,7 @@ class Pretraining:
                                                                steps_per_epoch=d.steps_per_epoch, total_steps=d.total_steps,
                                                                pretrain_images=len(d.views), resumed_from_step=self.step, run_id=self.run_id,
                                                                **provenance(cfg.seed)), indent=2))
-            self.log = self.cleanup.enter_context(MetricsLog(self.out, resume=resumed))
+            self.log = self.cleanup.enter_context(MetricsLog(self.out, resume=resumed, loggers=cfg.loggers, config=config_dict(cfg), run_id=self.run_id))
             if resumed: self.log.truncate_after(self.step)
             print(f"{len(d.views)} pretraining images · global batch {d.global_batch} = {cfg.batch_size} per process × {self.world} "
                   f"process(es) × {cfg.accum_steps} accumulation · {d.steps_per_epoch} steps/epoch · {d.total_steps} steps · {self.device}"
