@@ -14,7 +14,7 @@ def pytest_unconfigure(config):
 
 # The fast tier (`make test-fast`, about the parts a change to one notebook needs): everything but the tests that
 # start many processes or whole runs. `make test` (CI) runs every test.
-SLOW_MODULES = {'test_faults', 'test_config_errors', 'test_packaging', 'test_docs', 'test_lab', 'test_experiments',
+SLOW_MODULES = {'test_faults', 'test_elastic', 'test_command_errors', 'test_config_errors', 'test_packaging', 'test_docs', 'test_lab', 'test_experiments',
                 'test_ddp_train', 'test_ddp_loss', 'test_distributed_eval', 'test_multiprocess', 'test_gpu_check', 'test_detection'}
 SLOW_NOTEBOOKS = ('11_train', '12_linear', '19_reid')   # 03, 04, 10: their multi-process checks are in test_multiprocess
 

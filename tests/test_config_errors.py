@@ -23,6 +23,13 @@ def bad_inputs(tmp: Path) -> dict:
     raw = (fm / 'train-images-idx3-ubyte.gz').read_bytes(); (fm / 'train-images-idx3-ubyte.gz').write_bytes(raw[:len(raw) // 2])
     torch.save({'model': {}, 'evil': torch.nn.Linear(1, 1)}, tmp / 'pickled.pt')
     (tmp / 'empty.pt').write_bytes(b'')
+    labels = tmp / 'labels'; labels.mkdir()   # a Fashion-MNIST labels file with a label no class has
+    for split, n in (('train', 64), ('t10k', 32)):
+        write_idx(labels / f'{split}-images-idx3-ubyte.gz', np.zeros((n, 28, 28), np.uint8))
+        write_idx(labels / f'{split}-labels-idx1-ubyte.gz', np.r_[np.zeros(n - 1, np.uint8), 12].astype(np.uint8))
+    cifar = tmp / 'cifar' / 'cifar-10-batches-py'; cifar.mkdir(parents=True)   # a CIFAR batch whose pickle calls a function
+    for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']: (cifar / name).write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    runs = tmp / 'runs'; runs.mkdir(); (runs / 'checkpoint-00000004.pt').write_bytes(b'')
     out = f'out_dir={tmp / "run"}'   # runs that get as far as the run folder each have their own (two at once would meet its lock)
     return {
         'lr not a number': (['lr=abc', out], ["lr='abc' is not a number", 'lr=0.1']),
@@ -38,6 +45,13 @@ def bad_inputs(tmp: Path) -> dict:
         'truncated download': ([f'data_dir={fm}', out + '_data'], ['train-images-idx3-ubyte.gz is truncated or not a valid gzip file']),
         'pickled objects': ([f'resume={tmp / "pickled.pt"}', 'train_size=512', 'knn_bank_size=100', 'knn_test_size=100', out + '_pickled'],
                             ['pickled.pt holds Python objects other than tensors; refusing to unpickle it']),
+        'image_size 1': (['image_size=1', out], ['image_size must be at least 2', 'null takes the dataset']),
+        'negative seed': (['seed=-1', out], ['seed must be an integer in [0, 2**32), got -1']),
+        'gamma overflows the loss': (['gamma=1e38', out], ['gamma must be a finite number within ±1e6, got 1e+38']),
+        'label out of range': ([f'data_dir={labels}', out + '_labels'], ['train-labels-idx1-ubyte.gz: label 12 of image 63', 'is outside']),
+        'CIFAR pickle payload': (['dataset=cifar10', f'data_dir={tmp / "cifar"}', out + '_cifar'],
+                                 ['data_batch_1 is not a CIFAR batch (refusing to load os.system']),
+        'a folder for a checkpoint': ([f'resume={runs}', out + '_folder'], ['is a folder, not a file', 'it holds: checkpoint-00000004.pt']),
         'empty init checkpoint': ([f'init_checkpoint={tmp / "empty.pt"}', 'train_size=512', 'knn_bank_size=100', 'knn_test_size=100', out + '_empty'],
                                   ['empty.pt is empty (0 bytes)']),
     }

@@ -10,7 +10,7 @@ from fastcore.docments import docments
 
 # %% auto 0
 __all__ = ['KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'params_of', 'show_value', 'key_value_note', 'format_help', 'ArgparseHelp',
-           'did_you_mean', 'check_parameters', 'asset', 'presets', 'preset_path']
+           'did_you_mean', 'check_parameters', 'asset', 'presets', 'preset_path', 'kernel_parent_watch']
 
 # %% ../nbs/07_cli.ipynb
 def type_name(anno,  # an annotation: a type, a union, a string (postponed), or empty
@@ -162,3 +162,34 @@ def preset_path(name,  # a YAML file, or a preset's name: 'cpu_demo', 'configs/c
     key = str(path.with_suffix('') if path.suffix in ('.yaml', '.yml') else path).removeprefix('configs/')
     if asset('configs', key + '.yaml').is_file(): return asset('configs', key + '.yaml')
     raise FileNotFoundError(f"Config file {str(name)!r} does not exist, and no preset is named {key!r}. Presets: {', '.join(presets())}.")
+
+# %% ../nbs/07_cli.ipynb
+import contextlib, os, threading
+
+class _AnyParent(int):
+    "A parent pid equal to every pid: ipykernel's poller, comparing the kernel's parent with it, sees no change."
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    __hash__ = int.__hash__
+
+@contextlib.contextmanager
+def kernel_parent_watch(stop, interval: float = 0.2, poller=None):
+    """In a Jupyter kernel (papermill, JupyterLab), turn the end of the kernel's parent process into a stop request:
+    `stop.signal` is set (`runs.StopRequest`). Outside a kernel, or a kernel without a parent poller, it does nothing."""
+    if poller is None:
+        kernelapp = sys.modules.get('ipykernel.kernelapp')
+        app = kernelapp.IPKernelApp.instance() if kernelapp and kernelapp.IPKernelApp.initialized() else None
+        poller = getattr(app, 'poller', None)
+    if not hasattr(poller, 'parent_pid'): yield; return
+    parent, held, done = os.getppid(), poller.parent_pid, threading.Event()
+    def watch():
+        while not done.wait(interval):
+            if os.getppid() != parent: stop.signal = f"the end of the kernel's parent process {parent} (papermill)"; return
+    poller.parent_pid = _AnyParent(held or parent)   # ipykernel would os._exit the kernel within a second, mid-step
+    thread = threading.Thread(target=watch, name='kernel-parent-watch', daemon=True); thread.start()
+    try: yield
+    except SystemExit as e:
+        if os.getppid() != parent: print(e, file=sys.__stderr__, flush=True)   # the job's log: the notebook's output went with papermill
+        raise
+    finally:
+        done.set(); thread.join(); poller.parent_pid = held   # the poller ends an orphaned kernel again

@@ -103,8 +103,14 @@ class Config:
         for name in ['lr', 'weight_decay', 'warmup_epochs']:
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r} (default {_default(name)!r}).")
-        for name in ['gamma', 'margin']:
-            if not math.isfinite(getattr(self, name)): raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}.")
+        for name in ['gamma', 'margin']:   # |value| * a distance in [0, 4] must stay far inside fp32/bf16 (3.4e38)
+            if not (math.isfinite(getattr(self, name)) and abs(getattr(self, name)) <= 1e6):
+                raise ValueError(f"{name} must be a finite number within ±1e6, got {getattr(self, name)!r} (default {_default(name)!r}; "
+                                 "larger values overflow the loss).")
+        if not 0 <= self.seed < 2**32: raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r} (NumPy's seed range).")
+        if self.image_size is not None and self.image_size < 2:
+            raise ValueError(f"image_size must be at least 2 (the augmentation's blur pads by 1 pixel), got {self.image_size!r}; "
+                             "null takes the dataset's own size (28 for Fashion-MNIST).")
         if not 0 <= self.sgd_momentum < 1: raise ValueError(f"sgd_momentum must be in [0, 1), got {self.sgd_momentum!r}.")
         if not 0 <= self.base_momentum <= 1: raise ValueError(f"base_momentum must be in [0, 1], got {self.base_momentum!r}.")
         if self.batch_size % self.mining_groups:
@@ -116,7 +122,7 @@ class Config:
         if self.temperature is not None and not self.temperature > 0: raise ValueError(f"temperature must be > 0, got {self.temperature!r}.")
         for name in ('online_sizes', 'target_sizes'):
             lo_hi = getattr(self, name)
-            if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1]: raise ValueError(f"{name} must be (min, max) sizes, got {lo_hi!r}.")
+            if len(lo_hi) != 2 or not 2 <= lo_hi[0] <= lo_hi[1]: raise ValueError(f"{name} must be (min, max) sizes of at least 2, got {lo_hi!r}.")
 
 CONFIG_GROUPS = {   # --help and the README's parameter table: Config's fields by what they set
     'data': ['dataset', 'data_dir', 'train_size', 'image_size', 'bad_images'],

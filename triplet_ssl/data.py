@@ -92,6 +92,9 @@ def load_fashion_mnist(root=None, split: str = 'train') -> tuple[torch.Tensor, t
     images, labels = (read_idx(_find_file(folder, s)) for s in _FILES[split])
     if images.ndim != 3 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"Fashion-MNIST {split} files in {folder} disagree: images {images.shape}, labels {labels.shape}.")
+    if len(bad := np.flatnonzero((labels < 0) | (labels > 9))):
+        raise ValueError(f"{_find_file(folder, _FILES[split][1])}: label {labels[bad[0]]} of image {bad[0]} (and {len(bad) - 1} more) is outside "
+                         "Fashion-MNIST's classes 0-9; the file is damaged or not Fashion-MNIST's: replace it (`make data`, or the release).")
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 # %% ../nbs/01_data.ipynb
@@ -116,7 +119,10 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 def _load_cifar_batch(path) -> dict:
-    with open(path, 'rb') as f: return _ArraysOnlyUnpickler(f, encoding='bytes').load()
+    try:
+        with open(path, 'rb') as f: return _ArraysOnlyUnpickler(f, encoding='bytes').load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as e:   # one line, not a traceback
+        raise ValueError(f"{path} is not a CIFAR batch ({e}); replace it with the file of the python version of the release.") from None
 
 def _need(root, *names) -> Path:
     root = Path(root).expanduser() if root is not None else None

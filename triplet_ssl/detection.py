@@ -116,3 +116,14 @@ def evaluate_detector(model: nn.Module, dataset, num_classes: int, method: str =
                       device='cpu', num_workers: int = 0) -> dict:
     "`detection_ap` of `model` on `dataset`: COCOeval's numbers, or with `method='voc07'` the VOC devkit's (VOC07 test)."
     return detection_ap(*predict(model, dataset, batch_size, device, num_workers), num_classes, method)
+
+# %% ../nbs/17_detection.ipynb
+#| eval: false
+import sys
+from fastcore.imports import IN_NOTEBOOK
+if __name__ == '__main__' and not IN_NOTEBOOK:   # this module was a command once: say where the commands went, exit 2 (usage)
+    runner = 'detectron2_runner'   # 18_detectron2, a later notebook: named, not imported
+    print(f"error: triplet_ssl.detection is a library module, not a command. Detection fine-tuning with detectron2 and the backbone "
+          f"export moved to `python -m triplet_ssl.{runner} train|export ...` (the console script `triplet-ssl-detection`); "
+          f"`python -m triplet_ssl.{runner} --help` shows them.", file=sys.stderr)
+    raise SystemExit(2)

@@ -13,6 +13,15 @@ __all__ = ['init_distributed', 'is_main', 'world_size', 'barrier', 'all_reduce_m
            'all_gather_uneven', 'all_reduce_sum', 'gather_shards', 'GlooSyncBatchNorm', 'convert_sync_batchnorm']
 
 # %% ../nbs/03_distributed.ipynb
+def _restart_store(world: int) -> dict:
+    """For a worker group torchrun restarted (`--max_restarts`): a key space of its own in the launcher's store. The failed
+    attempt's keys are still there, and a worker that reads a dead peer's address instead of its new one hangs (measured)."""
+    attempt = os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')
+    if attempt == '0' or 'MASTER_PORT' not in os.environ: return {}
+    rank, agent = int(os.environ['RANK']), os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True'   # the agent hosts the store, or rank 0
+    store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world, is_master=not agent and rank == 0)
+    return dict(store=dist.PrefixStore(f'triplet_ssl/attempt_{attempt}', store), rank=rank, world_size=world)
+
 def init_distributed(device: str = 'auto',  # 'auto' (this process's GPU if there is one), 'cpu', 'cuda' or 'cuda:N'
                     ) -> tuple[int, int, torch.device]:
     "Join the process group torchrun describes (if any); returns (rank, world_size, device)."
@@ -25,7 +34,7 @@ def init_distributed(device: str = 'auto',  # 'auto' (this process's GPU if ther
     else: dev = torch.device('cpu')
     if dev.type == 'cuda': torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo', device_id=dev if dev.type == 'cuda' else None)
+        dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo', device_id=dev if dev.type == 'cuda' else None, **_restart_store(world))
     return (dist.get_rank() if dist.is_initialized() else 0), (dist.get_world_size() if dist.is_initialized() else 1), dev
 
 def is_main() -> bool: return not dist.is_initialized() or dist.get_rank() == 0

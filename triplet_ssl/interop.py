@@ -13,9 +13,9 @@ from .models import build_backbone
 from .runs import CheckpointError, _first_line, read_checkpoint
 
 # %% auto 0
-__all__ = ['TORCHVISION_ARCHS', 'FORMATS', 'backbone_state_dict', 'read_backbone', 'load_backbone', 'export_torchvision',
-           'init_from_checkpoint', 'torchvision_to_detectron2', 'detectron2_to_torchvision', 'export_detectron2',
-           'load_detectron2_pkl', 'main']
+__all__ = ['TORCHVISION_ARCHS', 'FORMATS', 'backbone_state_dict', 'read_backbone', 'load_backbone', 'check_exportable',
+           'export_torchvision', 'init_from_checkpoint', 'torchvision_to_detectron2', 'detectron2_to_torchvision',
+           'export_detectron2', 'load_detectron2_pkl', 'main']
 
 # %% ../nbs/09_interop.ipynb
 TORCHVISION_ARCHS = ('resnet18', 'resnet50')   # ImageNet stems: the layouts torchvision's (and detectron2's) ResNets have
@@ -92,6 +92,19 @@ def load_backbone(path,                       # any checkpoint file `read_backbo
         raise CheckpointError(f"{path} ({fmt}) does not fit arch={arch!r}: missing {missing[:5]}, unexpected {unexpected[:5]}. {fix}")
     return net
 
+def check_exportable(path, sd: dict, arch: str | None, fmt: str, to: str):
+    """The one rule of every export (torchvision, detectron2): a ResNet of torchvision's layout (`TORCHVISION_ARCHS`) whose
+    stem is the ImageNet 3-channel 7×7 convolution; else a `CheckpointError` saying why and what to do."""
+    if arch is not None and arch not in TORCHVISION_ARCHS:
+        raise CheckpointError(f"{path}: arch {arch!r} has no {to} counterpart; only {list(TORCHVISION_ARCHS)} (the ImageNet stem) export. "
+                              "CIFAR stems and narrow_resnet differ from torchvision's layout: use the run checkpoint itself.")
+    shape = tuple(sd['conv1.weight'].shape) if 'conv1.weight' in sd else None
+    if shape is None or shape[1:] != (3, 7, 7):
+        gray = shape is not None and shape[1] == 1
+        raise CheckpointError(f"{path} ({fmt}): conv1 is {shape or 'missing'}, not the 3-channel 7×7 stem {to} expects, so it cannot export"
+                              + (": it was pretrained on 1-channel images (e.g. Fashion-MNIST); pretrain on a 3-channel dataset "
+                                 "(cifar10, stl10, imagenet, image_folder) to export." if gray else '.'))
+
 def export_torchvision(path,                     # any checkpoint file `read_backbone` reads
                        out,                      # the .pth state_dict to write
                        arch: str | None = None,  # 'resnet18' or 'resnet50'; None: the one the file records
@@ -99,12 +112,13 @@ def export_torchvision(path,                     # any checkpoint file `read_bac
     "Write the backbone of checkpoint `path` as a plain torchvision ResNet state_dict (no fc) to `out`."
     sd, saved, fmt = read_backbone(path)
     arch = arch or saved
-    if arch not in TORCHVISION_ARCHS:
-        raise CheckpointError(f"arch {arch!r} has no torchvision counterpart; only {list(TORCHVISION_ARCHS)} (ImageNet stem) export. "
-                              "CIFAR stems and narrow_resnet differ from torchvision's layout: use the run checkpoint itself.")
+    check_exportable(path, sd, arch, fmt, 'torchvision')
+    if arch is None:
+        raise CheckpointError(f"{path} ({fmt}) does not record its arch: pass it after OUT, e.g. `python -m triplet_ssl.interop export "
+                              f"{path} OUT.pth resnet50` (one of {list(TORCHVISION_ARCHS)}).")
     ref = getattr(__import__('torchvision').models, arch)(weights=None).state_dict()
     bad = sorted(k for k in sd if k not in ref or ref[k].shape != sd[k].shape)
-    if bad: raise CheckpointError(f"{path}: {len(bad)} tensors do not fit torchvision's {arch} (e.g. {bad[:3]}); a 1-channel stem cannot export.")
+    if bad: raise CheckpointError(f"{path}: {len(bad)} tensors do not fit torchvision's {arch} (e.g. {bad[:3]}); is it another arch?")
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.clone() for k, v in sd.items()}, out)
     return out
@@ -172,13 +186,7 @@ def export_detectron2(path,  # any checkpoint file `read_backbone` reads (a resn
                      ) -> Path:
     "Write the backbone of the checkpoint file `path` (any format `read_backbone` reads) as a detectron2 .pkl at `out`."
     sd, arch, fmt = read_backbone(path)
-    if arch is not None and arch not in TORCHVISION_ARCHS:
-        raise CheckpointError(f"{path}: the checkpoint's arch is {arch!r}; detectron2's ResNet has torchvision's 7×7 stem, so export "
-                              f"works for {list(TORCHVISION_ARCHS)} only. Pretrain with arch='resnet50' for the paper's protocol.")
-    conv1 = sd.get('conv1.weight')
-    if conv1 is None or conv1.shape[-1] != 7:
-        raise CheckpointError(f"{path} ({fmt}): conv1 is {tuple(conv1.shape) if conv1 is not None else 'missing'}, not torchvision's 7×7 "
-                              f"stem; detectron2 export needs one of {list(TORCHVISION_ARCHS)}.")
+    check_exportable(path, sd, arch, fmt, 'detectron2')   # the same rule as export_torchvision
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, 'wb') as f:
         pickle.dump({'model': torchvision_to_detectron2(sd), '__author__': 'triplet-ssl', 'matching_heuristics': True}, f)

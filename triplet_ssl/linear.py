@@ -28,7 +28,7 @@ from .optim import lr_at
 __all__ = ['PROTOCOLS', 'SUBSETS_DIR', 'STANDARD_SUBSETS', 'EvalConfig', 'load_eval_config', 'class_balanced_subset',
            'subset_file_name', 'write_subset', 'read_subset', 'standard_subset_file', 'read_names', 'named_subset',
            'Classifier', 'topk_correct', 'evaluate_classifier', 'fit', 'linear_train_transform', 'linear_eval',
-           'finetune', 'linear_eval_features', 'evaluate_checkpoint', 'main']
+           'finetune', 'linear_eval_features', 'open_results_folder', 'evaluate_checkpoint', 'main']
 
 # %% ../nbs/12_linear.ipynb
 PROTOCOLS = ('linear', 'linear_features', 'finetune', 'knn')
@@ -70,6 +70,14 @@ class EvalConfig:
             raise ValueError(f"label_fraction must be in (0, 1] (e.g. 0.01 for 1%), got {self.label_fraction!r}.")
         for name in ('epochs', 'batch_size', 'knn_k'):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1: raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        for name in ('image_size', 'train_size', 'test_size'):   # the checks of Config (08_config), for the same kinds of values
+            if getattr(self, name) is not None and getattr(self, name) < 1: raise ValueError(f"{name} must be a positive integer or null, got {getattr(self, name)!r}.")
+        for name in ('lr', 'backbone_lr', 'weight_decay', 'warmup_epochs', 'knn_t'):
+            v, default = getattr(self, name), self.__dataclass_fields__[name].default
+            if v is not None and not (math.isfinite(v) and (v > 0 if name == 'knn_t' else v >= 0)):
+                raise ValueError(f"{name} must be a finite number {'>' if name == 'knn_t' else '>='} 0, got {v!r} (default {default!r}).")
+        if not 0 <= self.momentum < 1: raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
+        if self.num_workers < 0: raise ValueError(f"num_workers must be 0 or more, got {self.num_workers!r}.")
 
 def load_eval_config(path=None,      # a YAML file of parameter: value (None: only the defaults and what follows)
                      overrides=(),   # `key=value` strings, values parsed as YAML (the command line's), applied after the file
@@ -281,6 +289,20 @@ def linear_eval_features(train_f: torch.Tensor,     # (n, d) features of the lab
     return dict(top1=100.0 * c1 / len(test_y), top5=100.0 * c5 / len(test_y), train_top1=rows[-1]['train_top1'])
 
 # %% ../nbs/12_linear.ipynb
+def open_results_folder(out: Path, cfg: EvalConfig, checkpoint):
+    """Create the evaluation's folder `out`; refuse one whose results.json records another evaluation (another checkpoint
+    or other settings), which is never replaced, or a folder that cannot be written (e.g. beside a read-only checkpoint)."""
+    p, mine = out / 'results.json', json.loads(json.dumps(asdict(cfg), default=list))
+    old = json.loads(p.read_text()) if p.is_file() else {}
+    changed = {k: (v, mine.get(k)) for k, v in old.get('config', {}).items() if k not in ('num_workers', 'device', 'out_dir') and mine.get(k) != v}
+    if old and Path(old.get('checkpoint', '')).name != Path(checkpoint).name: changed['checkpoint'] = (old.get('checkpoint'), str(checkpoint))
+    if changed:
+        raise ValueError(f"{p} holds the results of another evaluation (before, now: {changed}); they are kept. Give this one its own "
+                         f"folder with out_dir=..., or delete that results.json to replace it.")
+    try: out.mkdir(parents=True, exist_ok=True); (out / '.write_test').touch(); (out / '.write_test').unlink()
+    except OSError as e:
+        raise ValueError(f"cannot write the evaluation's results to {out} ({e.strerror}): pass out_dir=<a writable folder>.") from None
+
 def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an OpenSelfSup/mmcv file or a torchvision state_dict (09_interop)
                         cfg: EvalConfig | None = None,  # the protocol and its parameters; None: `EvalConfig(**kwargs)`
                         log=print,                      # where the progress lines go (None: nowhere)
@@ -301,7 +323,7 @@ def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an O
     list_file = Path(cfg.subset_file) if cfg.subset_file else standard_subset_file(cfg.dataset, cfg.label_fraction)
     pct = f'_{list_file.stem}' if list_file else f'_{cfg.label_fraction * 100:g}pct' if cfg.label_fraction else ''
     out = Path(cfg.out_dir) if cfg.out_dir else Path(checkpoint).parent / f'eval_{cfg.protocol}{pct}'
-    if main: out.mkdir(parents=True, exist_ok=True)
+    if main: open_results_folder(out, cfg, checkpoint)
     metrics = MetricsLog(out, loggers=cfg.loggers, config=asdict(cfg), kind=cfg.protocol) if main else None   # as a pretraining run's
     train_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'train'), cfg.train_size, cfg.seed)
     test_set = subset_dataset(open_dataset(cfg.dataset, cfg.data_dir, 'test'), cfg.test_size, cfg.seed)

@@ -206,16 +206,25 @@ def evaluate_sysu30k(net: nn.Module,            # the backbone (pooled features)
                      reuse: bool = False,       # score the features already in `work_dir` when their counts match
                      progress: bool = False,    # tqdm bars over extraction and scoring
                      ap: str = 'trapezoid',     # which AP `mAP` reports: 'trapezoid' (the seed's script) or 'standard'
+                     source: str | None = None, # the checkpoint's sha256, recorded with the features (features.json); `reuse` scores only that source's
                     ) -> dict:
     """Rank-1/5/10 and mAP (%; both APs, `mAP` the one `ap` names) of `net`'s flip-augmented pooled features on SYSU-30k's test set under `root`,
-    in `work_dir`/metrics.json and TensorBoard (`work_dir`/tb). `progress`: bars over extraction and scoring."""
+    in `work_dir`/metrics.json and TensorBoard (`work_dir`/tb). `progress`: bars over extraction and scoring. `source` (the checkpoint's
+    sha256) is recorded with the features in features.json; `reuse` scores features only of that source."""
     query, gallery = sysu30k_test(root)
     work_dir = Path(work_dir); work_dir.mkdir(parents=True, exist_ok=True)
-    feats, t0 = {}, time.time()
+    feats, t0, record = {}, time.time(), work_dir / 'features.json'
+    written = json.loads(record.read_text()).get('source') if record.is_file() else None
+    if reuse and (work_dir / 'query.npy').is_file() and written != source:
+        raise ValueError(f"--reuse: the features in {work_dir} are of {'another checkpoint (sha256 ' + str(written)[:12] + '...)' if written else 'no recorded checkpoint'}, "
+                         f"not of this one (sha256 {str(source)[:12]}...); run without --reuse to extract this checkpoint's, or give another --out-dir.")
     for name, split in (('query', query), ('gallery', gallery)):
         path = work_dir / f'{name}.npy'
         if reuse and path.is_file() and len(np.load(path, mmap_mode='r')) == len(split): feats[name] = np.load(path, mmap_mode='r')
-        else: feats[name] = extract_reid_features(net, split.paths, path, batch_size, device, dtype, store_dtype, num_workers, progress=progress)
+        else:
+            record.unlink(missing_ok=True)   # features being replaced have no recorded source until both are written
+            feats[name] = extract_reid_features(net, split.paths, path, batch_size, device, dtype, store_dtype, num_workers, progress=progress)
+    record.write_text(json.dumps(dict(source=source)))
     t1 = time.time()
     result = reid_metrics(feats['query'], query.ids, query.cams, feats['gallery'], gallery.ids, gallery.cams, block_size=block_size, device=device, ap=ap,
                           progress=progress)
@@ -243,8 +252,14 @@ def main(argv=None):
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if a.device == 'auto' else a.device
     try:
-        res = evaluate_sysu30k(interop.load_backbone(a.checkpoint, a.arch, channels=3), a.test_root, a.out_dir, a.batch_size, device,
-                               torch.bfloat16 if device == 'cuda' else None, a.num_workers, reuse=a.reuse, progress=True)
+        net = interop.load_backbone(a.checkpoint, a.arch)
+        channels = next(p for p in net.parameters() if p.dim() == 4).shape[1]
+        if channels != 3: raise ValueError(f"{a.checkpoint} holds a backbone for {channels}-channel images, and SYSU-30k's are RGB: use a "
+                                           "checkpoint pretrained on 3-channel images (dataset=sysu30k, imagenet, image_folder, cifar10).")
+        import hashlib
+        with open(a.checkpoint, 'rb') as f: sha256 = hashlib.file_digest(f, 'sha256').hexdigest()
+        res = evaluate_sysu30k(net, a.test_root, a.out_dir, a.batch_size, device, torch.bfloat16 if device == 'cuda' else None, a.num_workers,
+                               reuse=a.reuse, progress=True, source=sha256)
     except (FileNotFoundError, ValueError) as e: raise SystemExit(f"error: {e}") from None
     print(json.dumps(res, indent=2))
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_runs.ipynb 3
 from __future__ import annotations
-import contextlib, errno, hashlib, io, json, os, pickle, platform, random, re, shutil, signal, socket, subprocess, sys, time, warnings
+import contextlib, errno, hashlib, io, json, os, pickle, platform, random, re, shutil, signal, socket, subprocess, sys, time, warnings, zipfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,8 +13,9 @@ import torch
 __all__ = ['MANIFEST', 'RESUME_KEYS', 'RUN_FILES', 'LOGGERS', 'ARTIFACTS', 'CheckpointError', 'RunError', 'write_atomic',
            'read_manifest', 'save_checkpoint', 'checkpoint_path', 'list_checkpoints', 'read_checkpoint',
            'load_checkpoint', 'latest_checkpoint', 'prune_checkpoints', 'RunLock', 'check_run_folder',
-           'seed_everything', 'rng_state', 'set_rng_state', 'check_loggers', 'Trackers', 'MetricsLog', 'read_metrics',
-           'provenance', 'StopRequest', 'loader_worker_init', 'nonfinite_tensor']
+           'open_run_folder', 'run_ids', 'resume_checkpoint', 'seed_everything', 'rng_state', 'set_rng_state',
+           'check_loggers', 'Trackers', 'MetricsLog', 'read_metrics', 'provenance', 'StopRequest', 'loader_worker_init',
+           'nonfinite_tensor']
 
 # %% ../nbs/06_runs.ipynb
 class CheckpointError(ValueError):
@@ -93,6 +94,9 @@ def read_checkpoint(path, verify: bool = True) -> dict | object:
     """The one place this package reads a checkpoint file: `torch.load(weights_only=True)`, the sha256 recorded in
     the folder's `checkpoints.json` verified (`verify`), and one vocabulary of errors (`CheckpointError`)."""
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"Checkpoint {str(path)!r} is a folder, not a file; give one of its checkpoints (it holds: "
+                                f"{', '.join(p.name for p in sorted(path.glob('*.pt*'))) or 'no .pt or .pth file'}).")
     if not path.is_file(): raise FileNotFoundError(f"Checkpoint {str(path)!r} does not exist.")
     data = path.read_bytes()
     if not data:
@@ -106,6 +110,10 @@ def read_checkpoint(path, verify: bool = True) -> dict | object:
     if not data.startswith((b'PK\x03\x04', b'\x80')):   # torch.save writes a zip archive (a pickle before torch 1.6)
         raise CheckpointError(f"{path} is not a torch checkpoint (it starts with {data[:8]!r}, not a zip archive or a pickle): "
                               "it may be corrupted, or a file of another format.")
+    damage = _zip_damage(data) if verify and not entry and data.startswith(b'PK') else None   # no checksum to compare: the zip's own CRCs
+    if damage:
+        raise CheckpointError(f"{path} fails its zip CRC check ({damage}): the file is corrupted and no checksum in "
+                              f"{path.parent / MANIFEST} vouches for it. Use an earlier checkpoint or restore it from a backup.")
     try: return torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         if 'weights_only' in str(e) or 'Weights only load failed' in str(e):
@@ -115,6 +123,14 @@ def read_checkpoint(path, verify: bool = True) -> dict | object:
     except Exception as e:
         raise CheckpointError(f"{path} cannot be read as a checkpoint ({_first_line(e)}): it may be truncated, corrupted "
                               "or not a torch file.") from None
+
+def _zip_damage(data) -> str | None:
+    "None if every member of the zip archive `data` matches its CRC-32 (torch.load does not check them), else what is wrong."
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z: bad = z.testzip()
+    except zipfile.BadZipFile: return None   # not a whole archive (e.g. truncated): torch.load names that below
+    except (OSError, EOFError, ValueError) as e: return _first_line(e)
+    return bad and f'member {bad} is damaged'
 
 def load_checkpoint(path, model: torch.nn.Module | None = None, arch: str | None = None) -> dict:
     "A triplet-ssl checkpoint (see `read_checkpoint`); check its arch and load its weights into `model` if given."
@@ -135,14 +151,17 @@ def load_checkpoint(path, model: torch.nn.Module | None = None, arch: str | None
 
 RESUME_KEYS = ('model', 'optimizer', 'scaler', 'rng', 'step', 'config')
 
-def latest_checkpoint(out_dir, require: tuple = ('model',)) -> tuple[Path, dict] | tuple[None, None]:
-    "The newest checkpoint of `out_dir` that loads, verifies and holds the `require`d entries; the others are reported and skipped."
+def latest_checkpoint(out_dir, require: tuple = ('model',), rejected: list | None = None) -> tuple[Path, dict] | tuple[None, None]:
+    """The newest checkpoint of `out_dir` that loads, verifies and holds the `require`d entries; the others are reported
+    and skipped (and appended to `rejected` as (file, reason))."""
     for p in reversed(list_checkpoints(out_dir)):
-        try: ckpt = load_checkpoint(p)
-        except CheckpointError as e: warnings.warn(f"Skipping unreadable checkpoint: {e}"); continue
-        missing = [k for k in require if k not in ckpt]
-        if missing: warnings.warn(f"Skipping checkpoint {p}: it has no {', '.join(missing)} (needed to resume)."); continue
-        return p, ckpt
+        try:
+            ckpt = load_checkpoint(p)
+            if missing := [k for k in require if k not in ckpt]: raise CheckpointError(f"{p} has no {', '.join(missing)} (needed to resume).")
+            return p, ckpt
+        except CheckpointError as e:
+            warnings.warn(f"Skipping checkpoint: {e}")
+            if rejected is not None: rejected.append((p, re.split(r'[:;] |\. |\.$', str(e).removeprefix(str(p)).strip(), maxsplit=1)[0]))
     return None, None
 
 def _verifies(p: Path, entry: dict | None) -> bool:
@@ -191,23 +210,66 @@ class RunLock:
 
 RUN_FILES = ('metrics.jsonl', 'steps.jsonl', 'run.json', 'config.yaml', MANIFEST)
 
+def _held_run(out: Path) -> str:
+    "What of a run folder `out` holds ('' if nothing): its checkpoints or its non-empty logs."
+    ckpts = list_checkpoints(out) if out.is_dir() else []
+    logged = [n for n in ('metrics.jsonl', 'steps.jsonl') if (out / n).is_file() and (out / n).stat().st_size > 0]
+    return f"{len(ckpts)} checkpoint(s), newest {ckpts[-1].name}" if ckpts else ' and '.join(logged)
+
 def check_run_folder(out_dir, resume: bool, overwrite: bool = False):
     """Refuse a fresh run into a folder that holds a run (its checkpoints or metrics), unless `overwrite`, which
-    deletes that run's files first. Also refuse an `out_dir` that is a file."""
+    deletes that run's files first: call it holding the folder's `RunLock`, so that a live run is never touched.
+    Also refuse an `out_dir` that is a file."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RunError(f"out_dir {out} is a file, not a folder; choose a folder path for out_dir.")
-    if resume or not out.is_dir(): return
-    ckpts = list_checkpoints(out)
-    logged = [n for n in ('metrics.jsonl', 'steps.jsonl') if (out / n).exists() and (out / n).stat().st_size > 0]
-    if not (ckpts or logged): return
+    held = '' if resume else _held_run(out)
+    if not held: return
     if not overwrite:
-        what = f"{len(ckpts)} checkpoint(s), newest {ckpts[-1].name}" if ckpts else ' and '.join(logged)
-        raise RunError(f"out_dir {out} already holds a run ({what}). Continue it with resume=auto, choose a new out_dir, "
+        raise RunError(f"out_dir {out} already holds a run ({held}). Continue it with resume=auto, choose a new out_dir, "
                        "or pass overwrite=true to delete that run's files and start again.")
-    for p in ckpts: p.unlink(missing_ok=True)
+    for p in list_checkpoints(out): p.unlink(missing_ok=True)
     for n in RUN_FILES: (out / n).unlink(missing_ok=True)
     shutil.rmtree(out / 'tb', ignore_errors=True)
+
+def open_run_folder(out_dir, resume: bool, overwrite: bool = False) -> RunLock:
+    "Create `out_dir`, lock it (a live run's folder is refused here, naming its holder), then `check_run_folder`; returns the held lock."
+    out = Path(out_dir)
+    check_run_folder(out, resume=True)   # a file is refused before anything is created
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out).acquire()
+    try: check_run_folder(out, resume, overwrite)
+    except BaseException: lock.release(); raise
+    return lock
+
+def run_ids(out_dir) -> set:
+    "The ids of the runs whose record a run folder holds (run.json, checkpoints.json)."
+    ids = {e.get('run_id') for e in read_manifest(out_dir).values() if isinstance(e, dict)}
+    with contextlib.suppress(OSError, ValueError, AttributeError): ids.add(json.loads((Path(out_dir) / 'run.json').read_text()).get('run_id'))
+    return ids - {None}
+
+def resume_checkpoint(out_dir, resume: str, overwrite: bool = False) -> tuple[Path | None, dict | None]:
+    """The checkpoint a run with `resume` continues from, or (None, None) for a fresh start. 'auto': the newest good one of
+    `out_dir`; when checkpoints are there but none can be used, or the folder logged epochs but has no checkpoint, that is
+    refused unless `overwrite`. A path: that checkpoint, refused if `out_dir` holds the record of another run."""
+    out = Path(out_dir)
+    if resume != 'auto':
+        path, ckpt = Path(resume), load_checkpoint(resume)
+        missing = [k for k in RESUME_KEYS if k not in ckpt]
+        if missing: raise CheckpointError(f"{path} cannot be resumed: it has no {', '.join(missing)}. Use init_checkpoint to start from its weights.")
+        held, ids = _held_run(out), run_ids(out)
+        if held and ckpt.get('run_id') not in ids:
+            raise RunError(f"out_dir {out} holds another run ({held}; run {', '.join(sorted(ids)) or 'of unknown id'}) than {path} (run "
+                           f"{ckpt.get('run_id')}): resuming there would replace its record. Give the resumed run a new out_dir.")
+        return path, ckpt
+    rejected = []
+    path, ckpt = latest_checkpoint(out, RESUME_KEYS, rejected)
+    epochs = [r for r in read_metrics(out) if r.get('step', 0) > 0] if ckpt is None and not overwrite else []
+    if rejected and ckpt is None and not overwrite or epochs:
+        found = '; '.join(f"{p.name} {why}" for p, why in rejected) or f"none, and metrics.jsonl logged epochs up to step {epochs[-1]['step']}"
+        raise RunError(f"resume=auto found no checkpoint in {out} to continue from ({found}). Nothing was changed. Restore a "
+                       "checkpoint from a backup, or pass overwrite=true to delete this run's files and start again.")
+    return path, ckpt
 
 # %% ../nbs/06_runs.ipynb
 def seed_everything(seed: int):
@@ -293,19 +355,31 @@ class MetricsLog:
 
     def log(self, step: int, **row): self._write('metrics.jsonl', step, 'epoch/', row)
     def log_step(self, step: int, **row): self._write('steps.jsonl', step, 'step/', row)
-    def truncate_after(self, step: int):
-        "Drop rows logged after `step` (a resumed run repeats them)."
+    def truncate_after(self, step: int, epoch_row: bool = True):
+        "Drop rows logged after `step` (a resumed run repeats them), and the epoch row at `step` unless `epoch_row`; atomically."
         for name in ('metrics.jsonl', 'steps.jsonl'):
+            last = step if epoch_row or name == 'steps.jsonl' else step - 1
             rows = read_metrics(self.dir, name.split('.')[0])
-            (self.dir / name).write_text(''.join(json.dumps(r) + '\n' for r in rows if r['step'] <= step))
+            write_atomic(self.dir / name, ''.join(json.dumps(r) + '\n' for r in rows if r['step'] <= last).encode())
     def close(self): self.trackers.close()
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 
 def read_metrics(out_dir, name: str = 'metrics') -> list[dict]:
-    "The rows of a run folder's metrics.jsonl (per epoch) or, with name='steps', steps.jsonl."
+    """The rows of a run folder's metrics.jsonl (per epoch) or, with name='steps', steps.jsonl. A last line cut off
+    mid-write (a crash) is skipped with a warning; any other line that is not JSON is an error naming the file and line."""
     path = Path(out_dir) / f'{name}.jsonl'
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+    if not path.exists(): return []
+    text = path.read_text(errors='replace'); lines, rows = text.splitlines(), []
+    for i, line in enumerate(lines):
+        if not line.strip(): continue
+        try: rows.append(json.loads(line))
+        except ValueError as e:
+            if i == len(lines) - 1 and not text.endswith('\n'):
+                warnings.warn(f"{path}: skipping its last line, cut off mid-write ({line[:60]!r}); a resumed run rewrites it.")
+                break
+            raise ValueError(f"{path}, line {i + 1} is not a JSON row ({_first_line(e)}): {line[:80]!r}. Delete or repair that line.") from None
+    return rows
 
 # %% ../nbs/06_runs.ipynb
 def _git(*args):

@@ -20,9 +20,9 @@ from .augment import Augmented, ResumableSampler, device_views, eval_transform, 
 from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
 from .models import SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_schedule
 from .optim import build_optimizer, lr_at
-from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, StopRequest, check_run_folder, checkpoint_path,
-                              latest_checkpoint, load_checkpoint, loader_worker_init, nonfinite_tensor, prune_checkpoints, provenance,
-                              rng_state, save_checkpoint, seed_everything, set_rng_state)
+from .runs import (RESUME_KEYS, MetricsLog, RunError, StopRequest, check_run_folder, checkpoint_path, latest_checkpoint,
+                              load_checkpoint, loader_worker_init, nonfinite_tensor, open_run_folder, prune_checkpoints, provenance,
+                              resume_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state)
 from .config import CONFIG_GROUPS, Config, config_dict, load_config   # `from triplet_ssl.train import Config` keeps working
 from .evaluate import OnlineLinearProbe, knn_evaluate, progress_bar
 from .interop import init_from_checkpoint
@@ -116,7 +116,7 @@ class Pretraining:
         self.param_dtype = torch.float64 if cfg.precision == 'fp64' else torch.float32
         self.data = build_data(cfg, self.rank, self.world, self.device)
         self._build_model()
-        self.step, self.lr, self.momentum, self.log = 0, 0.0, cfg.base_momentum, None
+        self.step, self.lr, self.momentum, self.log, self.t0 = 0, 0.0, cfg.base_momentum, None, time.time()
         self.resumed_from = self._restore()
         self.net = DDP(self.model, device_ids=[self.device] if self.device.type == 'cuda' else None) if self.world > 1 else self.model
         self.forward = torch.compile(self.net) if cfg.compile else self.net
@@ -133,15 +133,13 @@ class Pretraining:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == 'fp16')
 
     def _restore(self) -> Path | None:
-        "Continue from `resume` (weights, optimizer, scaler, random states, step), or start from `init_checkpoint`'s weights."
-        cfg, ckpt = self.cfg, None
-        if cfg.resume == 'auto': path, ckpt = latest_checkpoint(self.out, require=RESUME_KEYS)
-        elif cfg.resume:
-            path, ckpt = Path(cfg.resume), load_checkpoint(cfg.resume)
-            missing = [k for k in RESUME_KEYS if k not in ckpt]
-            if missing: raise CheckpointError(f"{path} cannot be resumed: it has no {', '.join(missing)}. Use init_checkpoint to start from its weights.")
+        "Continue from `resume` (weights, optimizer, scaler, random states, step, the epoch so far), or start from `init_checkpoint`'s weights."
+        cfg = self.cfg
+        path, ckpt = resume_checkpoint(self.out, cfg.resume, cfg.overwrite) if cfg.resume else (None, None)   # refusals: nothing changed yet
         self.run_id = (ckpt or {}).get('run_id') or uuid.uuid4().hex[:12]   # a resumed run keeps its id: pruning touches only its own files
+        self.epoch_log = dict((ckpt or {}).get('epoch_log') or dict(losses=[], seconds=0.0, seen=0, end_pending=False))
         if ckpt is None:
+            if cfg.resume and cfg.overwrite and self.main: check_run_folder(self.out, resume=False, overwrite=True)   # nothing to resume: start again
             if cfg.init_checkpoint: init_from_checkpoint(self.model, cfg.init_checkpoint, cfg.arch)   # e.g. SYSU-30k from ImageNet (09_interop)
             return None
         load_checkpoint(path, self.model, arch=cfg.arch)
@@ -158,7 +156,10 @@ class Pretraining:
         "Evaluate the untrained network, then train epoch after epoch until `total_steps`; returns the run folder."
         self._start()
         self.model.train()
-        with StopRequest() as stop:
+        from triplet_ssl.cli import kernel_parent_watch   # papermill's kernel: the end of papermill stops the run like SIGTERM (07_cli)
+        with StopRequest() as stop, kernel_parent_watch(stop):
+            if self.epoch_log['end_pending']:   # resumed where an epoch ended: its end (kNN, row) is still to do
+                self.lr, self.momentum = self.epoch_log['lr'], self.epoch_log['momentum']; self.end_epoch((self.step - 1) // self.data.steps_per_epoch)
             while self.step < self.data.total_steps: self.train_one_epoch(stop)
         if self.world > 1: dist.destroy_process_group()
         return self.out
@@ -174,7 +175,7 @@ class Pretraining:
                                                                pretrain_images=len(d.views), resumed_from_step=self.step, run_id=self.run_id,
                                                                **provenance(cfg.seed)), indent=2))
             self.log = self.cleanup.enter_context(MetricsLog(self.out, resume=resumed, loggers=cfg.loggers, config=config_dict(cfg), run_id=self.run_id))
-            if resumed: self.log.truncate_after(self.step)
+            if resumed: self.log.truncate_after(self.step, epoch_row=not self.epoch_log['end_pending'])
             print(f"{len(d.views)} pretraining images · global batch {d.global_batch} = {cfg.batch_size} per process × {self.world} "
                   f"process(es) × {cfg.accum_steps} accumulation · {d.steps_per_epoch} steps/epoch · {d.total_steps} steps · {self.device}"
                   + (f" · resuming at step {self.step}" if resumed else ''))
@@ -193,21 +194,22 @@ def train_one_epoch(self: Pretraining, stop: StopRequest):
     batches = iter(d.loader)
     bar = progress_bar(range(first, min(d.steps_per_epoch, first + d.total_steps - self.step)), f'epoch {epoch + 1}/{cfg.epochs}',
                        self.progress and self.main)
-    losses, t0, seen = [], time.time(), 0
+    if first == 0: self.epoch_log = dict(losses=[], seconds=0.0, seen=0, end_pending=False)   # else: a resumed epoch's sums so far
+    e, self.t0 = self.epoch_log, time.time()
     for _ in bar:
         loss, stats, stopping = self.train_step(batches, stop)
-        losses.append(loss); seen += d.global_batch
+        e['losses'].append(loss); e['seen'] += d.global_batch
         if self.step % cfg.log_every == 0: self.check_finite()
         if self.main:
             bar.set_postfix(loss=f'{loss:.4f}', lr=f'{self.lr:.3g}', refresh=False)   # the bar redraws at its own pace
             if self.step % cfg.log_every == 0:
-                self.log.log_step(self.step, loss=loss, lr=self.lr, momentum=self.momentum, images_per_s=seen / (time.time() - t0), **stats)
+                self.log.log_step(self.step, loss=loss, lr=self.lr, momentum=self.momentum, images_per_s=e['seen'] / self.epoch_seconds(), **stats)
         if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0: self.checkpoint(epoch)
         if stopping:
             self.checkpoint(epoch); barrier()
             raise SystemExit(f"Stopped by {stop.signal or 'a signal on another process'} at step {self.step}; the checkpoint "
                              f"{checkpoint_path(self.out, self.step)} holds the run. Continue it with resume=auto.")
-    self.end_epoch(epoch, losses, time.time() - t0, seen)
+    self.end_epoch(epoch)
 
 @patch
 def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, dict, bool]:
@@ -226,9 +228,10 @@ def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, di
     reduced = all_reduce_mean(torch.stack([total, stopping, *stats.values()]))
     loss = reduced[0].item()
     if not math.isfinite(loss):
-        raise FloatingPointError(f"Loss became {loss} at step {self.step} (epoch {self.step // d.steps_per_epoch + 1}); the run stopped "
-                                 f"before updating the weights, and the last checkpoint in {self.out} holds the last saved state. Lower lr "
-                                 f"(now {cfg.lr}), use precision='fp32', or resume from that checkpoint.")
+        last = latest_checkpoint(self.out, require=RESUME_KEYS)[0] if self.main else None
+        raise FloatingPointError(f"Loss became {loss} at step {self.step} (epoch {self.step // d.steps_per_epoch + 1}); the run stopped before "
+                                 f"updating the weights{f', and {last} holds the last saved state' if last else ''}. Lower lr (now {cfg.lr}) "
+                                 f"or the loss's scale (gamma={cfg.gamma}, margin={cfg.margin}), or use precision='fp32', then resume=auto.")
     self.scaler.step(self.opt); self.scaler.update(); self.opt.zero_grad(set_to_none=True)
     self.model.update_target(self.momentum)
     if self.probe is not None: self.probe.step()
@@ -251,16 +254,18 @@ def _forward_backward(self: Pretraining, v1, v2, micro: int) -> torch.Tensor:
 
 # %% ../nbs/11_train.ipynb
 @patch
-def end_epoch(self: Pretraining, epoch: int, losses: list, seconds: float, seen: int):
-    "The end of an epoch (or of the run): the finiteness check, kNN every `knn_every` epochs and after the last, the epoch's row, a checkpoint."
-    cfg, step = self.cfg, self.step
-    self.check_finite()
+def end_epoch(self: Pretraining, epoch: int):
+    """The end of an epoch (or of the run): a checkpoint (after the finiteness check), then kNN every `knn_every` epochs and after
+    the last, and the epoch's row. A row is never logged before its checkpoint; resuming from that checkpoint redoes them exactly."""
+    cfg, step, e = self.cfg, self.step, self.epoch_log
+    if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0): self.checkpoint(epoch + 1)
     knn = None
     if step == self.data.total_steps or (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0):   # on every process
         knn = _knn_eval(self.model, cfg, self.data.knn, self.device, self.dtype, self.probe.fc if self.probe else None)
     if self.main:
-        row = dict(epoch=epoch + 1, loss=float(np.mean(losses)) if losses else None, lr=self.lr, momentum=self.momentum,
-                   images_per_s=seen / seconds if seconds else None, epoch_seconds=seconds)
+        seconds = self.epoch_seconds()
+        row = dict(epoch=epoch + 1, loss=float(np.mean(e['losses'])) if e['losses'] else None, lr=self.lr, momentum=self.momentum,
+                   images_per_s=e['seen'] / seconds if seconds else None, epoch_seconds=seconds)
         if self.probe is not None: row['online_linear_train_top1'] = self.probe.train_top1()
         if knn is not None:
             if self.probe is None: row['knn_top1'] = knn
@@ -269,7 +274,6 @@ def end_epoch(self: Pretraining, epoch: int, losses: list, seconds: float, seen:
         print(f"epoch {epoch + 1}: loss {row['loss']:.4f}" + (f"  kNN top-1 {row['knn_top1']:.2f}%" if 'knn_top1' in row else '')
               + (f"  online linear probe top-1 {row['online_linear_top1']:.2f}% (test)" if 'online_linear_top1' in row else '')
               + f"  ({row['images_per_s']:.0f} img/s)")
-    if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0): self.checkpoint(epoch + 1)
     barrier()
 
 @patch
@@ -284,13 +288,19 @@ def check_finite(self: Pretraining):
                                  "use precision='fp32', then continue with resume=auto.")
 
 @patch
+def epoch_seconds(self: Pretraining) -> float: return self.epoch_log['seconds'] + time.time() - self.t0   # a resumed epoch's included
+
+@patch
 def checkpoint(self: Pretraining, epoch: int):
-    "Process 0 saves everything `resume` needs (after the finiteness check) and prunes this run's older checkpoints."
+    """Process 0 saves everything `resume` needs (after the finiteness check), the epoch's sums so far and, at an epoch's last
+    step, that its end (kNN, row) comes next; then it prunes this run's older checkpoints."""
     self.check_finite()
     if not self.main: return
+    e = self.epoch_log
+    log = dict(e, seconds=self.epoch_seconds(), lr=self.lr, momentum=self.momentum, end_pending=self.step % self.data.steps_per_epoch == 0 or self.step == self.data.total_steps)
     save_checkpoint(checkpoint_path(self.out, self.step), run_id=self.run_id, model=self.model.state_dict(), optimizer=self.opt.state_dict(),
                     scaler=self.scaler.state_dict(), step=self.step, epoch=epoch, world_size=self.world, config=config_dict(self.cfg),
-                    rng=rng_state(), **({'online_linear': self.probe.state_dict()} if self.probe is not None else {}))
+                    rng=rng_state(), epoch_log=log, **({'online_linear': self.probe.state_dict()} if self.probe is not None else {}))
     prune_checkpoints(self.out, self.cfg.keep_last, self.run_id)
 
 def train(cfg: Config | None = None,  # every parameter of the run; None: `Config(**kwargs)`
@@ -303,13 +313,10 @@ def train(cfg: Config | None = None,  # every parameter of the run; None: `Confi
         return Pretraining(cfg, progress, cleanup).fit()
 
 def _open_run_folder(cfg: Config, main: bool, world: int, device, cleanup: contextlib.ExitStack) -> Path:
-    "Process 0 checks the run folder (a fresh run never lands on another) and locks it; every process stops if that fails."
+    "Process 0 locks the run folder, then checks it (a fresh run never lands on another, a live one is never touched); every process stops if that fails."
     out, error = Path(cfg.out_dir), None
     if main:
-        try:
-            check_run_folder(out, bool(cfg.resume), cfg.overwrite)
-            out.mkdir(parents=True, exist_ok=True)
-            cleanup.enter_context(RunLock(out))
+        try: cleanup.callback(open_run_folder(out, bool(cfg.resume), cfg.overwrite).release)
         except (RunError, OSError) as e: error = e if isinstance(e, RunError) else RunError(f"out_dir {out} cannot be used: {e}")
     if world > 1 and all_reduce_mean(torch.tensor(float(error is not None), device=device)).item() > 0:
         raise error or RunError(f"process 0 could not open the run folder {out}; its error says why.")
