@@ -16,9 +16,9 @@ from torchvision.transforms.v2 import functional as TF
 from . import interop
 
 # %% auto 0
-__all__ = ['DISTRACTOR_FOLDER', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ReidSplit', 'parse_reid_folder', 'sysu30k_test',
-           'write_synthetic_sysu30k', 'ReidImages', 'flip_features', 'extract_reid_features', 'scoring_memory_bytes',
-           'reid_metrics', 'evaluate_sysu30k', 'main']
+__all__ = ['DISTRACTOR_FOLDER', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REID_PROTOCOLS', 'ReidSplit', 'parse_reid_folder',
+           'sysu30k_test', 'write_synthetic_sysu30k', 'ReidImages', 'flip_features', 'extract_reid_features',
+           'scoring_memory_bytes', 'reid_metrics', 'evaluate_sysu30k', 'main']
 
 # %% ../nbs/19_reid.ipynb
 DISTRACTOR_FOLDER = '0000others'
@@ -84,31 +84,52 @@ def write_synthetic_sysu30k(root, n_ids: int = 4, n_distractors: int = 20, size=
 REID_SIZE = (256, 128)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
+REID_PROTOCOLS = {   # name -> flip formula, resize interpolation, whether a GPU may compute in bfloat16
+    'authors': dict(flip='authors', interpolation='bicubic', autocast=False),   # their test script: float32 throughout
+    'ours': dict(flip='sum', interpolation='bilinear', autocast=True)}
+
+def _protocol(name: str) -> dict:
+    if name not in REID_PROTOCOLS: raise ValueError(f"Unknown re-ID protocol {name!r}; choose one of {list(REID_PROTOCOLS)}.")
+    return REID_PROTOCOLS[name]
+
 class ReidImages(Dataset):
-    "Images at `paths`, decoded as RGB, resized to `size` (h, w) and normalised with ImageNet's statistics."
-    def __init__(self, paths, size=REID_SIZE): self.paths, self.size = list(paths), tuple(size)
+    """Images at `paths`, decoded as RGB, resized to `size` (h, w) and normalised with ImageNet's statistics. `'bicubic'`:
+    PIL's bicubic resize of the decoded image (the authors' `transforms.Resize((256, 128), interpolation=3)`); `'bilinear'`:
+    an antialiased bilinear resize of the uint8 tensor."""
+    def __init__(self, paths, size=REID_SIZE, interpolation: str = 'bicubic'):
+        if interpolation not in ('bicubic', 'bilinear'): raise ValueError(f"Unknown interpolation {interpolation!r}; choose 'bicubic' or 'bilinear'.")
+        self.paths, self.size, self.interpolation = list(paths), tuple(size), interpolation
     def __len__(self): return len(self.paths)
     def __getitem__(self, i):
-        with Image.open(self.paths[i]) as im: x = TF.resize(TF.pil_to_tensor(im.convert('RGB')), list(self.size), antialias=True)
+        with Image.open(self.paths[i]) as im:
+            if self.interpolation == 'bicubic': x = TF.pil_to_tensor(TF.resize(im.convert('RGB'), list(self.size), TF.InterpolationMode.BICUBIC))
+            else: x = TF.resize(TF.pil_to_tensor(im.convert('RGB')), list(self.size), antialias=True)
         return TF.normalize(x.float() / 255, IMAGENET_MEAN, IMAGENET_STD)
 
 @torch.no_grad()
-def flip_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    "L2-normalised g(x) + g(flip(x)), in float32."
-    return F.normalize(net(x).float() + net(x.flip(-1)).float(), dim=1)
+def flip_features(net: nn.Module, x: torch.Tensor, formula: str = 'authors') -> torch.Tensor:
+    """Flip-augmented features in float32: `'authors'` normalize(normalize(g(x)) + g(flip x)) (their test script normalises
+    inside its loop over the two views), `'sum'` normalize(g(x) + g(flip x))."""
+    a, b = net(x).float(), net(x.flip(-1)).float()
+    if formula == 'authors': return F.normalize(F.normalize(a, dim=1) + b, dim=1)
+    if formula == 'sum': return F.normalize(a + b, dim=1)
+    raise ValueError(f"Unknown flip formula {formula!r}; choose 'authors' or 'sum'.")
 
 @torch.no_grad()
 def extract_reid_features(net: nn.Module, paths, out_file, batch_size: int = 128, device='cpu', dtype=None,
-                          store_dtype=np.float16, num_workers: int = 4, size=REID_SIZE, progress: bool = False) -> np.ndarray:
-    "Flip-augmented features of the images at `paths`, written to `out_file` (.npy) in batches; returns it memory-mapped."
+                          store_dtype=np.float32, num_workers: int = 4, size=REID_SIZE, progress: bool = False, protocol: str = 'authors') -> np.ndarray:
+    """Flip-augmented features of the images at `paths` as `protocol` ('authors' or 'ours', `REID_PROTOCOLS`) computes them,
+    written to `out_file` (.npy) in batches as `store_dtype`; returns it memory-mapped."""
+    spec = _protocol(protocol)
+    if dtype is not None and not spec['autocast']: raise ValueError(f"protocol={protocol!r} computes in float32 as the authors' script: leave dtype=None (got {dtype}).")
     device, was_training = torch.device(device), net.training
     net.eval().to(device)
-    loader = DataLoader(ReidImages(paths, size), batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == 'cuda')
+    loader = DataLoader(ReidImages(paths, size, spec['interpolation']), batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == 'cuda')
     out, i, t0 = None, 0, time.time()
     try:
         for x in loader:
             with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                f = flip_features(net, x.to(device, non_blocking=True)).cpu().numpy()
+                f = flip_features(net, x.to(device, non_blocking=True), spec['flip']).cpu().numpy()
             if out is None:
                 Path(out_file).parent.mkdir(parents=True, exist_ok=True)
                 out = np.lib.format.open_memmap(out_file, mode='w+', dtype=store_dtype, shape=(len(paths), f.shape[1]))
@@ -120,7 +141,7 @@ def extract_reid_features(net: nn.Module, paths, out_file, batch_size: int = 128
 
 # %% ../nbs/19_reid.ipynb
 def scoring_memory_bytes(n_queries: int, dim: int = 2048, block_size: int = 32768, query_chunk: int = 1024,
-                         stored_bytes: int = 2) -> int:
+                         stored_bytes: int = 4) -> int:
     "Peak bytes `reid_metrics` holds besides the model: a gallery block (as stored and as float32), the query chunk, scores and masks."
     q = min(n_queries, query_chunk)
     return block_size * dim * (stored_bytes + 4) + q * dim * 4 + q * block_size * (4 + 1 + 1)
@@ -174,19 +195,20 @@ def reid_metrics(qf, q_ids, q_cams, gf, g_ids, g_cams, ranks=(1, 5, 10), block_s
 
 # %% ../nbs/19_reid.ipynb
 def evaluate_sysu30k(net: nn.Module, root, work_dir, batch_size: int = 128, device='cpu', dtype=None, num_workers: int = 4,
-                     store_dtype=np.float16, block_size: int = 32768, reuse: bool = False, progress: bool = False,
-                     ap: str = 'trapezoid') -> dict:
+                     store_dtype=np.float32, block_size: int = 32768, reuse: bool = False, progress: bool = False,
+                     ap: str = 'trapezoid', protocol: str = 'authors') -> dict:
     "Rank-1/5/10 and mAP (%; both APs, `mAP` the one `ap` names) of `net`'s flip-augmented pooled features on SYSU-30k's test set under `root`."
+    _protocol(protocol)
     query, gallery = sysu30k_test(root)
     work_dir = Path(work_dir); work_dir.mkdir(parents=True, exist_ok=True)
     feats, t0 = {}, time.time()
     for name, split in (('query', query), ('gallery', gallery)):
         path = work_dir / f'{name}.npy'
         if reuse and path.is_file() and len(np.load(path, mmap_mode='r')) == len(split): feats[name] = np.load(path, mmap_mode='r')
-        else: feats[name] = extract_reid_features(net, split.paths, path, batch_size, device, dtype, store_dtype, num_workers, progress=progress)
+        else: feats[name] = extract_reid_features(net, split.paths, path, batch_size, device, dtype, store_dtype, num_workers, progress=progress, protocol=protocol)
     t1 = time.time()
     result = reid_metrics(feats['query'], query.ids, query.cams, feats['gallery'], gallery.ids, gallery.cams, block_size=block_size, device=device, ap=ap)
-    result.update(gallery_images=len(gallery), distractors=int((gallery.ids == 0).sum()),
+    result.update(protocol=protocol, gallery_images=len(gallery), distractors=int((gallery.ids == 0).sum()),
                   extract_seconds=round(t1 - t0, 1), score_seconds=round(time.time() - t1, 1))
     (work_dir / 'metrics.json').write_text(json.dumps(result, indent=2))
     return result
@@ -206,11 +228,15 @@ def main(argv=None):
     p.add_argument('--num-workers', type=int, default=4, help='data-loader worker processes')
     p.add_argument('--device', default='auto', help="'auto' (cuda if available), 'cpu' or 'cuda'")
     p.add_argument('--reuse', action='store_true', help='rescore features already in --out-dir')
+    p.add_argument('--protocol', default='authors', choices=list(REID_PROTOCOLS),
+                   help="'authors': their test script (normalize(normalize(g(x)) + g(flip x)), PIL bicubic 256x128, float32 throughout); "
+                        "'ours': normalize(g(x) + g(flip x)), antialiased bilinear, bfloat16 autocast on GPU, float16 storage")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if a.device == 'auto' else a.device
     try:
         res = evaluate_sysu30k(interop.load_backbone(a.checkpoint, a.arch), a.test_root, a.out_dir, a.batch_size, device,
-                               torch.bfloat16 if device == 'cuda' else None, a.num_workers, reuse=a.reuse)
+                               torch.bfloat16 if device == 'cuda' and REID_PROTOCOLS[a.protocol]['autocast'] else None, a.num_workers,
+                               reuse=a.reuse, protocol=a.protocol)
     except (FileNotFoundError, ValueError) as e: raise SystemExit(f"error: {e}") from None
     print(json.dumps(res, indent=2))
 
