@@ -47,6 +47,7 @@ def test_bicubic_equals_the_authors_transform(tmp_path):
         if k < 2: assert (bilinear[k] - ref).abs().max() > 0.05   # the other interpolation really differs
 
 
+@pytest.mark.slow   # two CLI subprocesses
 def test_cli_protocols_on_synthetic_gallery(tmp_path, capsys):
     "`--protocol authors` (default) stores float32 features and says so in metrics.json; `--protocol ours` runs too; an unknown one is refused."
     from triplet_ssl.models import TripletSSL, build_backbone

@@ -2,6 +2,7 @@
 Mask R-CNN C4 preset end to end on a synthetic COCO (box and mask AP from its COCOEvaluator)."""
 import contextlib, io, json, math, time
 import numpy as np
+import pytest
 import torch
 from helpers import LOSS, run
 
@@ -88,6 +89,7 @@ def test_segm_ap_equals_cocoeval_on_files(tmp_path):
     assert crowds >= 10 and kinds == {'polygon', 'rle', 'compressed'}
 
 
+@pytest.mark.slow   # a few CPU training steps (the fast tier: make test-fast)
 def test_mask_rcnn_fallback_trains_on_synthetic_coco(tmp_path):
     """torchvision's Mask R-CNN on our backbone (build_detector(masks=True)) fine-tunes on write_synthetic_coco (crowds left
     out of training), and evaluate_detector gives finite box and mask AP (iou_type='segm')."""
@@ -119,10 +121,10 @@ D2_COCO_CPU_SMOKE = [   # the authors' COCO Mask R-CNN protocol, shrunk to a CPU
     'SOLVER.CHECKPOINT_PERIOD', '100000', 'DATALOADER.NUM_WORKERS', '0']
 
 
+@pytest.mark.slow   # export + detectron2 train and evaluate in subprocesses
 def test_detectron2_coco_mask_rcnn_end_to_end(tmp_path):
     """export -> `python -m triplet_ssl.detectron2_runner train configs/detectron2/authors_coco_R_50_C4_2x.yaml` on a synthetic
     COCO 2017 (COCO's 80 categories, polygons, RLE and crowds) -> detectron2's COCOEvaluator: finite bbox and segm AP rows."""
-    import pytest
     from triplet_ssl.detectron2_runner import DETECTRON2_MISSING, detectron2_available
     if not detectron2_available(): pytest.skip(DETECTRON2_MISSING)
     from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
