@@ -271,7 +271,7 @@ def test_voc07_equals_detectron2_evaluator_on_random_predictions(tmp_path):
     assert 0 < ours['AP'] < ours['AP50'] < 100
 
 
-D2_CPU_SMOKE = [   # the paper's VOC config, shrunk to a CPU smoke run: BN (SyncBN needs GPUs), 64-pixel images, few proposals
+D2_CPU_SMOKE = [   # the authors' VOC protocol, shrunk to a CPU smoke run: BN (SyncBN needs GPUs), 64-pixel images, few proposals
     'MODEL.DEVICE', 'cpu', 'MODEL.RESNETS.NORM', 'BN', 'TEST.PRECISE_BN.ENABLED', 'False',
     'DATASETS.TRAIN', "('voc_2007_trainval',)", 'DATASETS.TEST', "('voc_2007_test',)",
     'INPUT.MIN_SIZE_TRAIN', '(64,)', 'INPUT.MAX_SIZE_TRAIN', '64', 'INPUT.MIN_SIZE_TEST', '64', 'INPUT.MAX_SIZE_TEST', '64',
@@ -283,7 +283,7 @@ D2_CPU_SMOKE = [   # the paper's VOC config, shrunk to a CPU smoke run: BN (Sync
 
 
 def test_detectron2_train_cli_end_to_end(tmp_path):
-    """export -> `python -m triplet_ssl.detectron2_runner train configs/detectron2/voc_R_50_C4_24k.yaml` on a synthetic VOC2007 (VOC
+    """export -> `python -m triplet_ssl.detectron2_runner train configs/detectron2/authors_voc_R_50_C4.yaml` on a synthetic VOC2007 (VOC
     class names, full devkit XML) -> detectron2's VOC evaluator: AP rows exist and are finite, and every backbone (and res5)
     parameter of the trained model comes from our export, not from detectron2's random initialisation."""
     _skip_without_detectron2()
@@ -303,7 +303,7 @@ def test_detectron2_train_cli_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     write_synthetic_voc(tmp_path / 'datasets' / 'VOC2007', n_train=8, n_test=8, max_objects=3, classes=VOC_CLASSES, difficult=0.2)
     t0 = time.time()
-    r = run('-m', 'triplet_ssl.detectron2_runner', 'train', 'configs/detectron2/voc_R_50_C4_24k.yaml', str(tmp_path / 'r50.pkl'),
+    r = run('-m', 'triplet_ssl.detectron2_runner', 'train', 'configs/detectron2/authors_voc_R_50_C4.yaml', str(tmp_path / 'r50.pkl'),
             '--datasets', str(tmp_path / 'datasets'), '--output', str(tmp_path / 'out'), *D2_CPU_SMOKE)
     print(f"detectron2 train + eval: {time.time() - t0:.0f}s")
     assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]

@@ -39,7 +39,7 @@ def test_linear_eval_parameters_are_evalconfig_fields_with_its_defaults():
     own = {'checkpoint', 'run_dir'}   # which checkpoint to evaluate: a file, or the newest in a run folder
     assert set(params) == fields | own, set(params) ^ (fields | own)
     # Deliberate: the notebook's defaults evaluate a CPU demo run in minutes, as configs/linear/cpu.yaml does (a 10k/2k subset,
-    # 10 epochs, 1 warm-up epoch, one loader worker); EvalConfig's are the paper's protocol (all images, 100 epochs, 5 warm-up).
+    # 10 epochs, 1 warm-up epoch, one loader worker); EvalConfig's are the paper's protocol (all images, 100 epochs) with the per-step lr schedule (short.yaml/long.yaml: mmcv's).
     quick = {'train_size', 'test_size', 'epochs', 'warmup_epochs', 'num_workers'}
     diff = differences(EvalConfig, {k: v for k, v in params.items() if k in fields})
     assert set(diff) == quick, set(diff) ^ quick

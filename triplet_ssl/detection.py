@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
-from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection import FasterRCNN, MaskRCNN
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.ops import MultiScaleRoIAlign
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
@@ -38,8 +40,11 @@ def _stages(arch: str, net: nn.Module):
 
 def build_detector(arch: str = 'resnet50', num_classes: int = 20, weights=None, norm: str = 'frozen', freeze_at: int = 0,
                    fpn_channels: int = 256, min_size: int = 800, max_size: int = 1333,
-                   anchor_sizes=(32, 64, 128, 256, 512), representation_size: int = 1024, **rcnn_kwargs) -> FasterRCNN:
-    "torchvision Faster R-CNN + FPN on `build_backbone(arch)` for `num_classes` foreground classes; `rcnn_kwargs` go to `FasterRCNN`."
+                   anchor_sizes=(32, 64, 128, 256, 512), representation_size: int = 1024, masks: bool = False, mask_channels: int = 256,
+                   **rcnn_kwargs) -> FasterRCNN:
+    """torchvision Faster R-CNN + FPN on `build_backbone(arch)` for `num_classes` foreground classes; with `masks`, Mask R-CNN
+    (its mask head: four 3×3 convs of `mask_channels` on 14×14 RoIAlign crops, a deconvolution, per-class 28×28 masks);
+    `rcnn_kwargs` go to `FasterRCNN` / `MaskRCNN`."""
     if norm not in ('frozen', 'bn', 'syncbn'): raise ValueError(f"Unknown norm {norm!r}; choose 'frozen', 'bn' or 'syncbn'.")
     net = build_backbone(arch)
     if weights is not None:
@@ -60,8 +65,13 @@ def build_detector(arch: str = 'resnet50', num_classes: int = 20, weights=None, 
     if len(anchor_sizes) != levels: raise ValueError(f"anchor_sizes needs {levels} sizes for {arch} (one per FPN level), got {anchor_sizes}.")
     anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * levels)
     head = TwoMLPHead(fpn_channels * 7 * 7, representation_size)   # on 7×7 RoIAlign crops of the FPN levels
-    return FasterRCNN(body, min_size=min_size, max_size=max_size, rpn_anchor_generator=anchors, box_head=head,
-                      box_predictor=FastRCNNPredictor(representation_size, num_classes + 1), **rcnn_kwargs)
+    common = dict(min_size=min_size, max_size=max_size, rpn_anchor_generator=anchors, box_head=head,
+                  box_predictor=FastRCNNPredictor(representation_size, num_classes + 1),
+                  box_roi_pool=MultiScaleRoIAlign([str(k) for k in range(len(stages))], 7, 2))
+    if not masks: return FasterRCNN(body, **common, **rcnn_kwargs)
+    return MaskRCNN(body, **common, mask_roi_pool=MultiScaleRoIAlign([str(k) for k in range(len(stages))], 14, 2),
+                    mask_head=MaskRCNNHeads(fpn_channels, (mask_channels,) * 4, 1),
+                    mask_predictor=MaskRCNNPredictor(mask_channels, mask_channels, num_classes + 1), **rcnn_kwargs)
 
 # %% ../nbs/17_detection.ipynb
 def _collate(batch): return tuple(zip(*batch))
@@ -69,7 +79,12 @@ def _collate(batch): return tuple(zip(*batch))
 def _flip(image, target):
     w = image.shape[-1]
     boxes = target['boxes'].clone(); boxes[:, [0, 2]] = w - target['boxes'][:, [2, 0]]
-    return image.flip(-1), {**target, 'boxes': boxes}
+    return image.flip(-1), {**target, 'boxes': boxes, **({'masks': target['masks'].flip(-1)} if 'masks' in target else {})}
+
+def _trainable(t) -> torch.Tensor:
+    "Objects a torchvision detector trains on: not crowd regions, and with a positive width and height (COCO keeps degenerate boxes)."
+    b = t['boxes']
+    return ~t.get('crowd', torch.zeros(len(t['labels']), dtype=torch.bool)) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
 
 def finetune_detector(model: nn.Module, dataset, steps: int, lr: float = 0.02, batch_size: int = 2, warmup: int = 100,
                                weight_decay: float = 1e-4, device='cpu', num_workers: int = 0, seed: int = 0, log_every: int = 50,
@@ -89,8 +104,8 @@ def finetune_detector(model: nn.Module, dataset, steps: int, lr: float = 0.02, b
             for g in opt.param_groups: g['lr'] = lr * scale
             pairs = [_flip(i, t) if torch.rand(()) < 0.5 else (i, t) for i, t in zip(images, targets)]
             images = [i.to(device) for i, _ in pairs]
-            keep = [~t.get('crowd', torch.zeros(len(t['labels']), dtype=torch.bool)) for _, t in pairs]
-            targets = [{'boxes': t['boxes'][k].to(device), 'labels': t['labels'][k].to(device)} for (_, t), k in zip(pairs, keep)]
+            keep = [_trainable(t) for _, t in pairs]
+            targets = [{k: t[k][m].to(device) for k in ('boxes', 'labels', 'masks') if k in t} for (_, t), m in zip(pairs, keep)]
             loss = sum(model(images, targets).values())
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"Detection loss became {loss.item()} at step {step}; lower lr (now {lr}).")
@@ -113,9 +128,10 @@ def predict(model: nn.Module, dataset, batch_size: int = 4, device='cpu', num_wo
     return preds, targets
 
 def evaluate_detector(model: nn.Module, dataset, num_classes: int, method: str = 'coco', batch_size: int = 4,
-                      device='cpu', num_workers: int = 0) -> dict:
-    "`detection_ap` of `model` on `dataset`: COCOeval's numbers, or with `method='voc07'` the VOC devkit's (VOC07 test)."
-    return detection_ap(*predict(model, dataset, batch_size, device, num_workers), num_classes, method)
+                      device='cpu', num_workers: int = 0, iou_type: str = 'bbox') -> dict:
+    """`detection_ap` of `model` on `dataset`: COCOeval's numbers, or with `method='voc07'` the VOC devkit's (VOC07 test);
+    `iou_type='segm'`: mask AP of a Mask R-CNN on a dataset with masks (`CocoDetection(..., masks=True)`)."""
+    return detection_ap(*predict(model, dataset, batch_size, device, num_workers), num_classes, method, iou_type=iou_type)
 
 # %% ../nbs/17_detection.ipynb
 #| eval: false

@@ -12,7 +12,8 @@ from PIL import Image
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 # %% auto 0
-__all__ = ['VOC_CLASSES', 'SHAPES', 'VOCDetection', 'CocoDetection', 'write_synthetic_voc']
+__all__ = ['VOC_CLASSES', 'SHAPES', 'SYNTHETIC_COCO_CATEGORIES', 'VOCDetection', 'coco_mask', 'CocoDetection',
+           'write_synthetic_voc', 'write_synthetic_coco']
 
 # %% ../nbs/16_detection_data.ipynb
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'diningtable', 'dog',
@@ -50,10 +51,20 @@ class VOCDetection(torch.utils.data.Dataset):
     def __len__(self): return len(self.ids)
     def __getitem__(self, i): return _read_image(self.root / 'JPEGImages' / f'{self.ids[i]}.jpg'), self.targets[i]
 
+def coco_mask(segmentation, height: int, width: int) -> np.ndarray:
+    "An annotation's mask (uint8 H×W) from any of COCO's encodings: polygons, uncompressed RLE (crowds) or compressed RLE."
+    from pycocotools import mask as M
+    if isinstance(segmentation, list): rle = M.merge(M.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation.get('counts'), list): rle = M.frPyObjects(segmentation, height, width)
+    else: rle = segmentation
+    return M.decode(rle)
+
 class CocoDetection(torch.utils.data.Dataset):
-    "A COCO-format annotation json over `image_dir` (boxes only; targets keep COCO's image_id, area and iscrowd for COCOeval)."
-    def __init__(self, image_dir, annotation_file):
-        self.image_dir, ann = Path(image_dir), Path(annotation_file)
+    """A COCO-format annotation json over `image_dir`: targets keep COCO's image_id, area and iscrowd for COCOeval, and every
+    box COCO keeps (zero-width or zero-height ones too: they count as ground truth in COCOeval). With `masks`, each item's target
+    also has `masks` (uint8 N×H×W, decoded when the item is read: `target(i)`)."""
+    def __init__(self, image_dir, annotation_file, masks: bool = False):
+        self.image_dir, ann, self.masks = Path(image_dir), Path(annotation_file), masks
         if not ann.is_file(): raise FileNotFoundError(f"Annotation file {str(ann)!r} does not exist (e.g. annotations/instances_val2017.json).")
         data = json.loads(ann.read_text())
         missing = {'images', 'annotations', 'categories'} - set(data)
@@ -67,9 +78,14 @@ class CocoDetection(torch.utils.data.Dataset):
             if a['image_id'] not in per_image: raise ValueError(f"{ann}: annotation {a.get('id')} refers to unknown image_id {a['image_id']}.")
             if a['category_id'] not in label: raise ValueError(f"{ann}: annotation {a.get('id')} has unknown category_id {a['category_id']}.")
             per_image[a['image_id']].append(a)
-        self.targets = []
+        self.targets, self.segmentations = [], []
         for im in self.images:
-            anns = [a for a in per_image[im['id']] if a['bbox'][2] > 0 and a['bbox'][3] > 0]
+            anns = per_image[im['id']]
+            if masks:
+                if 'height' not in im or 'width' not in im: raise ValueError(f"{ann}: image {im['id']} has no height/width, which masks=True needs.")
+                missing = [a.get('id') for a in anns if 'segmentation' not in a]
+                if missing: raise ValueError(f"{ann}: annotations {missing[:5]} have no segmentation, which masks=True needs.")
+                self.segmentations.append([a['segmentation'] for a in anns])
             boxes = [[x, y, x + w, y + h] for x, y, w, h in (a['bbox'] for a in anns)]
             self.targets.append(dict(boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
                                      labels=torch.tensor([label[a['category_id']] for a in anns], dtype=torch.int64),
@@ -79,7 +95,13 @@ class CocoDetection(torch.utils.data.Dataset):
             self.targets[-1]['crowd'] = self.targets[-1]['ignore']
 
     def __len__(self): return len(self.images)
-    def __getitem__(self, i): return _read_image(self.image_dir / self.images[i]['file_name']), self.targets[i]
+    def target(self, i) -> dict:
+        "Image i's target, with its decoded `masks` when the dataset was opened with masks=True."
+        if not self.masks: return self.targets[i]
+        h, w = self.images[i]['height'], self.images[i]['width']
+        m = [coco_mask(s, h, w) for s in self.segmentations[i]]
+        return {**self.targets[i], 'masks': torch.from_numpy(np.stack(m)) if m else torch.zeros((0, h, w), dtype=torch.uint8)}
+    def __getitem__(self, i): return _read_image(self.image_dir / self.images[i]['file_name']), self.target(i)
 
 # %% ../nbs/16_detection_data.ipynb
 SHAPES = ('rectangle', 'ellipse')
@@ -115,4 +137,61 @@ def write_synthetic_voc(root, n_train: int = 200, n_test: int = 50, size: int = 
         img.save(root / 'JPEGImages' / f'{image_id}.jpg', quality=95)
         (root / 'Annotations' / f'{image_id}.xml').write_text(_voc_xml(image_id, size, objects))
     for split, names in ids.items(): (root / 'ImageSets' / 'Main' / f'{split}.txt').write_text('\n'.join(names) + '\n')
+    return root
+
+# %% ../nbs/16_detection_data.ipynb
+SYNTHETIC_COCO_CATEGORIES = ({'id': 2, 'name': 'rectangle', 'supercategory': 'shape'}, {'id': 5, 'name': 'ellipse', 'supercategory': 'shape'})
+
+def write_synthetic_coco(root, splits=None, size: int = 64, max_objects: int = 3, crowd: float = 0.2, seed: int = 0,
+                         categories=SYNTHETIC_COCO_CATEGORIES) -> Path:
+    """Write a COCO-format instance-segmentation set under `root`: for each `splits` entry (name -> image count; default
+    train2017: 16, val2017: 8) `annotations/instances_{name}.json` and `{name}/*.jpg`. Category k (in id order) is drawn as
+    SHAPES[k % 2]; a share `crowd` of the images also get a crowd region."""
+    from PIL import ImageDraw
+    from pycocotools import mask as M
+    root, rng = Path(root), np.random.default_rng(seed)
+    cats = sorted((dict(c, supercategory=c.get('supercategory', 'object')) for c in categories), key=lambda c: c['id'])
+    splits = dict(train2017=16, val2017=8) if splits is None else dict(splits)
+    (root / 'annotations').mkdir(parents=True, exist_ok=True)
+    next_image = 1000
+    for split, n in splits.items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        images, anns = [], []
+        for _ in range(n):
+            image_id = next_image = next_image + int(rng.integers(1, 9))   # non-contiguous, as COCO's
+            img = Image.fromarray(rng.integers(0, 60, (size, size, 3), dtype=np.uint8))
+            draw = ImageDraw.Draw(img)
+            def add(segmentation, rle, c, iscrowd):
+                anns.append(dict(id=len(anns) + 1 + 10 ** 6 * len(images), image_id=image_id, category_id=cats[c]['id'], iscrowd=iscrowd,
+                                 segmentation=segmentation, area=float(M.area(rle)), bbox=[float(v) for v in M.toBbox(rle)]))
+            for _ in range(int(rng.integers(1, max_objects + 1))):
+                w, h = rng.integers(size // 5, size // 2, 2)
+                x1, y1 = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
+                c, color = int(rng.integers(len(cats))), tuple(int(v) for v in rng.integers(120, 256, 3))
+                if SHAPES[c % 2] == 'rectangle':
+                    draw.rectangle([x1, y1, x1 + w - 1, y1 + h - 1], fill=color)
+                    poly = [float(v) for v in (x1, y1, x1 + w, y1, x1 + w, y1 + h, x1, y1 + h)]
+                    add([poly], M.merge(M.frPyObjects([poly], size, size)), c, 0)
+                else:
+                    draw.ellipse([x1, y1, x1 + w - 1, y1 + h - 1], fill=color)
+                    m = Image.new('L', (size, size)); ImageDraw.Draw(m).ellipse([x1, y1, x1 + w - 1, y1 + h - 1], fill=1)
+                    rle = M.encode(np.asfortranarray(np.array(m, dtype=np.uint8)))
+                    add(dict(size=rle['size'], counts=rle['counts'].decode('ascii')), rle, c, 0)
+            if rng.random() < crowd:   # a crowd: small blobs of one category, one uncompressed-RLE region
+                c, m = int(rng.integers(len(cats))), np.zeros((size, size), dtype=np.uint8)
+                cx, cy = rng.integers(size // 4, 3 * size // 4, 2)
+                for _ in range(6):
+                    x, y = int(np.clip(cx + rng.integers(-10, 11), 0, size - 4)), int(np.clip(cy + rng.integers(-10, 11), 0, size - 4))
+                    draw.ellipse([x, y, x + 3, y + 3], fill=(200, 200, 90)); m[y:y + 4, x:x + 4] = 1
+                flat = m.flatten(order='F'); change = np.flatnonzero(np.diff(flat)) + 1
+                counts = np.diff(np.concatenate([[0], change, [len(flat)]])).tolist()
+                counts = counts if flat[0] == 0 else [0] + counts   # uncompressed RLE starts with a run of zeros
+                add(dict(size=[size, size], counts=counts), M.frPyObjects(dict(size=[size, size], counts=counts), size, size), c, 1)
+            file_name = f'{image_id:012d}.jpg'
+            img.save(root / split / file_name, quality=95)
+            images.append(dict(id=image_id, file_name=file_name, height=size, width=size, license=1, date_captured='2026-01-01 00:00:00'))
+        data = dict(info=dict(description='triplet-ssl synthetic COCO', version='1.0', year=2026, contributor='write_synthetic_coco', date_created='2026-01-01'),
+                    licenses=[dict(id=1, name='CC0', url='https://creativecommons.org/publicdomain/zero/1.0/')],
+                    images=images, annotations=anns, categories=cats)
+        (root / 'annotations' / f'instances_{split}.json').write_text(json.dumps(data))
     return root

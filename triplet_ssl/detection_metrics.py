@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 # %% auto 0
-__all__ = ['IOU_THRESHOLDS', 'AP_METHODS', 'COCO_STATS', 'interpolated_ap', 'coco_ground_truth', 'coco_results', 'detection_ap']
+__all__ = ['IOU_THRESHOLDS', 'AP_METHODS', 'COCO_STATS', 'IOU_TYPES', 'interpolated_ap', 'coco_ground_truth', 'coco_results',
+           'detection_ap']
 
 # %% ../nbs/15_detection_metrics.ipynb
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2))
@@ -88,42 +89,63 @@ def _voc_ap(predictions, targets, num_classes, method, iou_thresholds) -> dict:
     if 0.5 in col: out['per_class_AP50'] = [float(a * 100) for a in ap[:, col[0.5]]]
     return out
 
-def coco_ground_truth(targets, num_classes: int) -> dict:
+IOU_TYPES = ('bbox', 'segm')
+
+def _rle(mask) -> dict:
+    "A binary H×W mask (bool, uint8, or probabilities: > 0.5) as COCO's compressed RLE."
+    from pycocotools import mask as M
+    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    m = (m > 0.5) if m.dtype.kind == 'f' else m.astype(bool)
+    return M.encode(np.asfortranarray(m.reshape(m.shape[-2:]).astype(np.uint8)))
+
+def _masks(d, what: str, i: int):
+    if 'masks' not in d: raise ValueError(f"iou_type='segm' needs `masks` in every {what}; {what}[{i}] has none.")
+    return d['masks']
+
+def coco_ground_truth(targets, num_classes: int, iou_type: str = 'bbox') -> dict:
     """`targets` as a COCO instances dict: image ids from `image_id` (else the position), boxes as x, y, w, h,
     `iscrowd` from `crowd` (else `ignore`, so VOC's difficult boxes become crowd regions), `area` if given (COCO's mask
-    area) else the box's, category ids = labels."""
+    area) else the box's, category ids = labels; with `iou_type='segm'` each object's `masks` as RLE `segmentation` and
+    each image's height and width."""
     ids = [int(_as_array(g['image_id'], np.int64)[0]) if 'image_id' in g else i for i, g in enumerate(targets)]
     if len(set(ids)) != len(ids): raise ValueError("Two targets share an image_id: give each image its own (or drop image_id).")
-    anns = []
-    for image_id, g in zip(ids, targets):
+    anns, images = [], []
+    for i, (image_id, g) in enumerate(zip(ids, targets)):
         boxes = _as_array(g['boxes'], np.float64, (-1, 4))
+        rles = [_rle(m) for m in _masks(g, 'targets', i)] if iou_type == 'segm' else None
+        images.append(dict(id=image_id) if rles is None else dict(id=image_id, height=int(_masks(g, 'targets', i).shape[-2]), width=int(_masks(g, 'targets', i).shape[-1])))
         crowd = _as_array(g.get('crowd', g.get('ignore', np.zeros(len(boxes)))), bool)
         area = _as_array(g['area'], np.float64) if 'area' in g else (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        for b, label, c, a in zip(boxes.tolist(), _as_array(g['labels'], np.int64).tolist(), crowd.tolist(), area.tolist()):
+        for k, (b, label, c, a) in enumerate(zip(boxes.tolist(), _as_array(g['labels'], np.int64).tolist(), crowd.tolist(), area.tolist())):
             anns.append(dict(id=len(anns) + 1, image_id=image_id, category_id=label, iscrowd=int(c), area=a,
                              bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]]))   # ids from 1: COCOeval reads id 0 as 'unmatched'
-    return dict(images=[dict(id=i) for i in ids], annotations=anns,
+            if rles is not None: anns[-1]['segmentation'] = rles[k]
+    return dict(images=images, annotations=anns,
                 categories=[dict(id=c, name=str(c)) for c in range(1, num_classes + 1)])
 
-def coco_results(predictions, image_ids) -> list[dict]:
-    "`predictions` as COCO's result list (image_id, category_id, bbox as x, y, w, h, score)."
+def coco_results(predictions, image_ids, iou_type: str = 'bbox') -> list[dict]:
+    """`predictions` as COCO's result list: image_id, category_id, score and `bbox` (x, y, w, h), or with `iou_type='segm'`
+    `segmentation` (RLE of `masks`, thresholded at 0.5 if probabilities) as COCO's segm results format has it."""
     out = []
-    for image_id, p in zip(image_ids, predictions):
-        boxes = _as_array(p['boxes'], np.float64, (-1, 4))
-        for b, s, label in zip(boxes.tolist(), _as_array(p['scores'], np.float64).tolist(), _as_array(p['labels'], np.int64).tolist()):
-            out.append(dict(image_id=image_id, category_id=label, bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]], score=s))
+    for i, (image_id, p) in enumerate(zip(image_ids, predictions)):
+        boxes = _as_array(p['boxes'], np.float64, (-1, 4)) if iou_type == 'bbox' else None
+        masks = _masks(p, 'predictions', i) if iou_type == 'segm' else None
+        for k, (s, label) in enumerate(zip(_as_array(p['scores'], np.float64).tolist(), _as_array(p['labels'], np.int64).tolist())):
+            if iou_type == 'bbox':
+                b = boxes[k].tolist(); out.append(dict(image_id=image_id, category_id=label, bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]], score=s))
+            else: out.append(dict(image_id=image_id, category_id=label, segmentation=_rle(masks[k]), score=s))
     return out
 
-def _coco_ap(predictions, targets, num_classes, iou_thresholds, max_dets) -> dict:
+def _coco_ap(predictions, targets, num_classes, iou_thresholds, max_dets, iou_type='bbox') -> dict:
     import contextlib, io
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
     with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints its progress
-        gt = COCO(); gt.dataset = coco_ground_truth(targets, num_classes); gt.createIndex()
-        dets = coco_results(predictions, [im['id'] for im in gt.dataset['images']])
+        gt = COCO(); gt.dataset = coco_ground_truth(targets, num_classes, iou_type); gt.createIndex()
+        dets = coco_results(predictions, [im['id'] for im in gt.dataset['images']], iou_type)
         if dets: res = gt.loadRes(dets)
         else: res = COCO(); res.dataset = dict(gt.dataset, annotations=[]); res.createIndex()   # loadRes refuses []
-        E = COCOeval(gt, res, 'bbox')
+        E = COCOeval(gt, res, iou_type)
         if len(iou_thresholds) != len(E.params.iouThrs) or not np.allclose(iou_thresholds, E.params.iouThrs):
             E.params.iouThrs = np.asarray(iou_thresholds, dtype=np.float64)   # else COCO's own 0.50:0.05:0.95, bit for bit
         E.params.maxDets = [1, 10, max_dets]
@@ -136,12 +158,16 @@ def _coco_ap(predictions, targets, num_classes, iou_thresholds, max_dets) -> dic
     return out
 
 def detection_ap(predictions: list[dict], targets: list[dict], num_classes: int, method: str = 'coco',
-                 iou_thresholds=IOU_THRESHOLDS, max_dets: int = 100) -> dict:
+                 iou_thresholds=IOU_THRESHOLDS, max_dets: int = 100, iou_type: str = 'bbox') -> dict:
     """AP (percent) of `predictions` against `targets`, one dict per image. `predictions[i]`: boxes (x1, y1, x2, y2),
     scores, labels (1..num_classes); `targets[i]`: boxes, labels, optionally `ignore` (VOC difficult), `crowd`, `area`,
     `image_id`. `method='coco'`: pycocotools' COCOeval (AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l, per-class AP);
-    `'voc07'` / `'area'`: the VOC devkit's rule (AP over `iou_thresholds`, AP50, AP75, per-class AP50)."""
+    `'voc07'` / `'area'`: the VOC devkit's rule (AP over `iou_thresholds`, AP50, AP75, per-class AP50).
+    `iou_type='segm'` (COCO only): mask AP, matching `masks` (N×H×W, or N×1×H×W as torchvision's Mask R-CNN returns them,
+    thresholded at 0.5) of predictions and targets, as COCOeval's segm evaluation."""
     if method not in AP_METHODS: raise ValueError(f"Unknown AP method {method!r}; choose one of {AP_METHODS}.")
+    if iou_type not in IOU_TYPES: raise ValueError(f"Unknown iou_type {iou_type!r}; choose one of {IOU_TYPES}.")
+    if iou_type == 'segm' and method != 'coco': raise ValueError(f"iou_type='segm' is COCO's mask AP: use method='coco' (got {method!r}).")
     _check(predictions, targets, num_classes)
-    if method == 'coco': return _coco_ap(predictions, targets, num_classes, iou_thresholds, max_dets)
+    if method == 'coco': return _coco_ap(predictions, targets, num_classes, iou_thresholds, max_dets, iou_type)
     return _voc_ap(predictions, targets, num_classes, method, iou_thresholds)

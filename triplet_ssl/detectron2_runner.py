@@ -9,7 +9,8 @@ from pathlib import Path
 from .interop import export_detectron2, load_detectron2_pkl
 
 # %% auto 0
-__all__ = ['DETECTRON2_MISSING', 'detectron2_available', 'register_res5_extra_norm', 'detectron2_train', 'main']
+__all__ = ['DETECTRON2_MISSING', 'detectron2_available', 'register_res5_extra_norm', 'detectron2_config', 'detectron2_train',
+           'main']
 
 # %% ../nbs/18_detectron2.ipynb
 DETECTRON2_MISSING = ("detectron2 is not installed: `make detectron2` installs it (from a wheel folder with D2_WHEELS=DIR, else "
@@ -44,8 +45,17 @@ def register_res5_extra_norm():
     ROI_HEADS_REGISTRY.register(Res5ROIHeadsExtraNorm)
     return Res5ROIHeadsExtraNorm
 
-def _detectron2_job(config_file, weights, output_dir, opts, eval_only):
+def detectron2_config(config_file, opts=()):
+    "The detectron2 config `train` runs: `get_cfg()` (with our RoI head registered) + `merge_from_file` + `opts` (KEY VALUE ...)."
+    _require_detectron2()
     from detectron2.config import get_cfg
+    register_res5_extra_norm()
+    cfg = get_cfg()
+    cfg.merge_from_file(str(config_file))
+    cfg.merge_from_list(list(opts))
+    return cfg
+
+def _detectron2_job(config_file, weights, output_dir, opts, eval_only):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.engine import DefaultTrainer, default_setup
     from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
@@ -57,9 +67,7 @@ def _detectron2_job(config_file, weights, output_dir, opts, eval_only):
             if 'voc' in dataset_name: return PascalVOCDetectionEvaluator(dataset_name)
             return COCOEvaluator(dataset_name, output_dir=str(Path(cfg.OUTPUT_DIR, 'inference')))
 
-    cfg = get_cfg()
-    cfg.merge_from_file(str(config_file))
-    cfg.merge_from_list(['MODEL.WEIGHTS', str(weights), 'OUTPUT_DIR', str(output_dir), *opts])
+    cfg = detectron2_config(config_file, ['MODEL.WEIGHTS', str(weights), 'OUTPUT_DIR', str(output_dir), *opts])
     cfg.freeze()
     default_setup(cfg, type('Args', (), dict(config_file=str(config_file), eval_only=eval_only, opts=list(opts)))())
     if eval_only:
@@ -93,7 +101,7 @@ def main(argv=None):
     e.add_argument('out', help='the detectron2 .pkl to write')
     t = sub.add_parser('train', help='detectron2 train_net-style fine-tuning and evaluation (needs detectron2)', formatter_class=ArgparseHelp,
                        epilog='After the options: detectron2 KEY VALUE overrides, e.g. SOLVER.IMS_PER_BATCH 8.')
-    t.add_argument('config', help='detectron2 config file, e.g. configs/detectron2/voc_R_50_C4_24k.yaml')
+    t.add_argument('config', help='detectron2 config file, e.g. configs/detectron2/authors_voc_R_50_C4.yaml')
     t.add_argument('weights', help='the exported backbone (.pkl)')
     t.add_argument('--datasets', default=None, help='folder holding coco/, VOC2007/, VOC2012/ (DETECTRON2_DATASETS); None: detectron2\'s default')
     t.add_argument('--gpus', type=int, default=1, help='GPUs (processes) on this machine')

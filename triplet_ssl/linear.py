@@ -22,7 +22,7 @@ from .evaluate import knn_evaluate, progress_bar, sharded_features
 from .config import Config, coerce_fields, read_params
 from .interop import load_backbone
 from .runs import MetricsLog, check_loggers
-from .optim import lr_at
+from .optim import LR_SCHEDULES, lr_at, mmcv_lr_at
 
 # %% auto 0
 __all__ = ['PROTOCOLS', 'SUBSETS_DIR', 'STANDARD_SUBSETS', 'EvalConfig', 'load_eval_config', 'class_balanced_subset',
@@ -35,7 +35,7 @@ PROTOCOLS = ('linear', 'linear_features', 'finetune', 'knn')
 
 @dataclass
 class EvalConfig:
-    "Every parameter of an evaluation (defaults: the paper's linear protocol, on Fashion-MNIST)."
+    "Every parameter of an evaluation (defaults: the paper's linear protocol, on Fashion-MNIST, with the per-step lr schedule; configs/linear/short.yaml and long.yaml: the authors' mmcv schedule)."
     protocol: str = 'linear'        # 'linear' (paper), 'linear_features' (features extracted once), 'finetune' (semi-supervised), 'knn'
     dataset: str = 'fashion_mnist'  # a key of triplet_ssl.data.DATASETS: the labelled and test splits to evaluate on
     data_dir: str | None = None     # dataset root; None for Fashion-MNIST: Debian's package, else the bundled sample
@@ -52,6 +52,8 @@ class EvalConfig:
     momentum: float = 0.9           # SGD momentum
     weight_decay: float = 0.0       # SGD weight decay (paper's linear protocol: none)
     warmup_epochs: float = 5        # epochs of linear lr warm-up before the cosine decay
+    lr_schedule: str = 'per_step'   # 'per_step': warm-up from lr/steps then a per-step cosine; 'mmcv': the authors' (05_optim.mmcv_lr_at)
+    warmup_ratio: float = 1e-4      # lr_schedule='mmcv': the warm-up's starting fraction of the lr
     knn_k: int = Config.knn_k       # protocol='knn': neighbours voting (the training logs' kNN default)
     knn_t: float = Config.knn_t     # protocol='knn': temperature of the vote weights exp(similarity / t) (the training logs')
     crop_scale: tuple | None = None  # RandomResizedCrop scale; None: (0.08, 1) from 64 px up, (0.5, 1) below
@@ -66,6 +68,7 @@ class EvalConfig:
         if self.protocol not in PROTOCOLS: raise ValueError(f"Unknown protocol {self.protocol!r}; choose one of {list(PROTOCOLS)}.")
         dataset_info(self.dataset)
         self.loggers = check_loggers(self.loggers)
+        if self.lr_schedule not in LR_SCHEDULES: raise ValueError(f"Unknown lr_schedule {self.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}.")
         if self.label_fraction is not None and not 0 < self.label_fraction <= 1:
             raise ValueError(f"label_fraction must be in (0, 1] (e.g. 0.01 for 1%), got {self.label_fraction!r}.")
         for name in ('epochs', 'batch_size', 'knn_k'):
@@ -171,10 +174,11 @@ def evaluate_classifier(model: nn.Module, loader, device) -> dict:
     return dict(top1=100.0 * c1 / n, top5=100.0 * c5 / n)
 
 def fit(model: nn.Module, groups: list[dict], loader, epochs: int, warmup_epochs: float, momentum: float, weight_decay: float,
-        device, log=None, progress: bool = False, metrics=None) -> list[dict]:
-    """SGD with warm-up + cosine (per step) over `groups` ([{'params', 'lr'}]); returns per-epoch rows (loss, train top-1,
-    over all processes: `model` may be a DDP module, and `loader`'s sampler may have `set_epoch`). Each epoch: a bar over
-    its batches (`progress`), one line to `log`, its row to `metrics` (a `MetricsLog`: metrics.jsonl and TensorBoard)."""
+        device, log=None, progress: bool = False, metrics=None, lr_schedule: str = 'per_step', warmup_ratio: float = 1e-4) -> list[dict]:
+    """SGD with warm-up + cosine over `groups` ([{'params', 'lr'}]): `lr_schedule` 'per_step' (`lr_at`) or 'mmcv' (`mmcv_lr_at`,
+    the authors'); returns per-epoch rows (loss, train top-1 over all processes, `lr`: the first group's lr at the epoch's first
+    step): `model` may be a DDP module, and `loader`'s sampler may have `set_epoch`. Each epoch: a bar over its batches
+    (`progress`), one line to `log`, its row to `metrics` (a `MetricsLog`: metrics.jsonl and TensorBoard)."""
     opt = torch.optim.SGD([dict(params=g['params'], lr=g['lr']) for g in groups], lr=groups[0]['lr'], momentum=momentum,
                           weight_decay=weight_decay)
     steps_per_epoch = len(loader); total = epochs * steps_per_epoch; warmup = round(warmup_epochs * steps_per_epoch)
@@ -184,14 +188,17 @@ def fit(model: nn.Module, groups: list[dict], loader, epochs: int, warmup_epochs
         if hasattr(getattr(loader, 'sampler', None), 'set_epoch'): loader.sampler.set_epoch(epoch)
         t0, loss_sum, correct, n = time.time(), 0.0, 0, 0
         for x, y in progress_bar(loader, f'epoch {epoch + 1}/{epochs}', progress):
-            for g, spec in zip(opt.param_groups, groups): g['lr'] = lr_at(step, total, warmup, spec['lr'])
+            for g, spec in zip(opt.param_groups, groups):
+                g['lr'] = (mmcv_lr_at(step, steps_per_epoch, epochs, warmup_epochs, spec['lr'], warmup_ratio) if lr_schedule == 'mmcv'
+                           else lr_at(step, total, warmup, spec['lr']))
+            if n == 0: first_lr = opt.param_groups[0]['lr']
             x, y = x.to(device), y.to(device)
             logits = model(x).float()
             loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); step += 1
             loss_sum += loss.item() * len(y); correct += (logits.argmax(1) == y).sum().item(); n += len(y)
         loss_sum, correct, n = all_reduce_sum(torch.tensor([loss_sum, correct, n], dtype=torch.float64, device=device)).tolist()
-        rows.append(dict(epoch=epoch + 1, loss=loss_sum / n, train_top1=100.0 * correct / n, seconds=time.time() - t0))
+        rows.append(dict(epoch=epoch + 1, loss=loss_sum / n, train_top1=100.0 * correct / n, lr=first_lr, seconds=time.time() - t0))
         r = rows[-1]
         if log: log(f"epoch {r['epoch']}/{epochs}: loss {r['loss']:.4f}  train top-1 {r['train_top1']:.2f}%  ({r['seconds']:.0f} s)")
         if metrics: metrics.log(r['epoch'], **r)
@@ -230,7 +237,7 @@ def _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, 
     groups = [dict(params=model.fc.parameters(), lr=cfg.lr)]
     if not frozen: groups.append(dict(params=model.backbone.parameters(), lr=cfg.lr if cfg.backbone_lr is None else cfg.backbone_lr))
     rows = fit(net, groups, train_loader, cfg.epochs, cfg.warmup_epochs, cfg.momentum, cfg.weight_decay, device, log if rank == 0 else None,
-               progress=progress and rank == 0, metrics=metrics if rank == 0 else None)
+               progress=progress and rank == 0, metrics=metrics if rank == 0 else None, lr_schedule=cfg.lr_schedule, warmup_ratio=cfg.warmup_ratio)
     return dict(**evaluate_classifier(model, progress_bar(test_loader, 'test', progress and rank == 0), device), epochs=rows, world_size=world, batch_per_process=batch,
                 global_batch=batch * world), model
 
@@ -273,6 +280,8 @@ def linear_eval_features(train_f: torch.Tensor,     # (n, d) features of the lab
                          weight_decay: float = 0.0, # SGD weight decay
                          warmup_epochs: float = 5,  # epochs of linear warm-up
                          seed: int = 0,             # seeds the layer's initialisation and the batch order
+                         lr_schedule: str = 'per_step',  # 'per_step' (`lr_at`) or 'mmcv' (the authors' `mmcv_lr_at`)
+                         warmup_ratio: float = 1e-4,     # lr_schedule='mmcv': the warm-up's starting fraction of the lr
                         ) -> dict:
     "Linear classifier on fixed features (standardised with the training features' statistics): top-1/top-5 (%) on the test features."
     mean, std = train_f.mean(0), train_f.std(0).clamp_min(1e-6)
@@ -284,7 +293,8 @@ def linear_eval_features(train_f: torch.Tensor,     # (n, d) features of the lab
         def __len__(self): return math.ceil(len(train_f) / batch_size)
         def __iter__(self):
             for i in torch.randperm(len(train_f), generator=g).split(batch_size): yield train_f[i], train_y[i]
-    rows = fit(fc, [dict(params=fc.parameters(), lr=lr)], Shuffled(), epochs, warmup_epochs, momentum, weight_decay, 'cpu')
+    rows = fit(fc, [dict(params=fc.parameters(), lr=lr)], Shuffled(), epochs, warmup_epochs, momentum, weight_decay, 'cpu',
+               lr_schedule=lr_schedule, warmup_ratio=warmup_ratio)
     with torch.no_grad(): c1, c5 = topk_correct(fc(test_f), test_y)
     return dict(top1=100.0 * c1 / len(test_y), top5=100.0 * c5 / len(test_y), train_top1=rows[-1]['train_top1'])
 
@@ -360,7 +370,7 @@ def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an O
                                                    progress=f'{split} features' if progress else None)
                                   for split, ds in (('train', train_set), ('test', test_set)))
         res = linear_eval_features(ftr.cpu(), ytr.cpu(), fte.cpu(), yte.cpu(), num_classes, cfg.epochs, cfg.lr, cfg.batch_size, cfg.momentum,
-                                   cfg.weight_decay, cfg.warmup_epochs, cfg.seed)
+                                   cfg.weight_decay, cfg.warmup_epochs, cfg.seed, cfg.lr_schedule, cfg.warmup_ratio)
     else:
         res, _ = (linear_eval if cfg.protocol == 'linear' else finetune)(backbone, train_set, test_set, num_classes, cfg, info, log, progress, metrics)
     res.setdefault('world_size', world)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 # %% auto 0
-__all__ = ['LARS', 'param_groups', 'build_optimizer', 'lr_at']
+__all__ = ['LR_SCHEDULES', 'LARS', 'param_groups', 'build_optimizer', 'lr_at', 'mmcv_lr_at']
 
 # %% ../nbs/05_optim.ipynb
 class LARS(torch.optim.Optimizer):
@@ -63,3 +63,13 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> flo
     if step < warmup_steps: return base_lr * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+# %% ../nbs/05_optim.ipynb
+LR_SCHEDULES = ('mmcv', 'per_step')
+
+def mmcv_lr_at(step: int, steps_per_epoch: int, epochs: int, warmup_epochs: float, base_lr: float, warmup_ratio: float = 1e-4) -> float:
+    "mmcv's by-epoch cosine to 0 over `epochs`, times its linear warm-up from `warmup_ratio` over `warmup_epochs` (counted in steps)."
+    regular = base_lr * 0.5 * (1 + math.cos(math.pi * (step // steps_per_epoch) / epochs))
+    warmup = warmup_epochs * steps_per_epoch
+    if step >= warmup: return regular
+    return regular * (1 - (1 - step / warmup) * (1 - warmup_ratio))

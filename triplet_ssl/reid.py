@@ -18,9 +18,9 @@ from .evaluate import progress_bar
 from .runs import MetricsLog
 
 # %% auto 0
-__all__ = ['DISTRACTOR_FOLDER', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ReidSplit', 'parse_reid_folder', 'sysu30k_test',
-           'write_synthetic_sysu30k', 'ReidImages', 'flip_features', 'extract_reid_features', 'scoring_memory_bytes',
-           'reid_metrics', 'evaluate_sysu30k', 'main']
+__all__ = ['DISTRACTOR_FOLDER', 'REID_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REID_PROTOCOLS', 'ReidSplit', 'parse_reid_folder',
+           'sysu30k_test', 'write_synthetic_sysu30k', 'ReidImages', 'flip_features', 'extract_reid_features',
+           'scoring_memory_bytes', 'reid_metrics', 'evaluate_sysu30k', 'main']
 
 # %% ../nbs/19_reid.ipynb
 DISTRACTOR_FOLDER = '0000others'
@@ -86,18 +86,36 @@ def write_synthetic_sysu30k(root, n_ids: int = 4, n_distractors: int = 20, size=
 REID_SIZE = (256, 128)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
+REID_PROTOCOLS = {   # name -> flip formula, resize interpolation, whether a GPU may compute in bfloat16
+    'authors': dict(flip='authors', interpolation='bicubic', autocast=False),   # their test script: float32 throughout
+    'ours': dict(flip='sum', interpolation='bilinear', autocast=True)}
+
+def _protocol(name: str) -> dict:
+    if name not in REID_PROTOCOLS: raise ValueError(f"Unknown re-ID protocol {name!r}; choose one of {list(REID_PROTOCOLS)}.")
+    return REID_PROTOCOLS[name]
+
 class ReidImages(Dataset):
-    "Images at `paths`, decoded as RGB, resized to `size` (h, w) and normalised with ImageNet's statistics."
-    def __init__(self, paths, size=REID_SIZE): self.paths, self.size = list(paths), tuple(size)
+    """Images at `paths`, decoded as RGB, resized to `size` (h, w) and normalised with ImageNet's statistics. `'bicubic'`:
+    PIL's bicubic resize of the decoded image (the authors' `transforms.Resize((256, 128), interpolation=3)`); `'bilinear'`:
+    an antialiased bilinear resize of the uint8 tensor."""
+    def __init__(self, paths, size=REID_SIZE, interpolation: str = 'bicubic'):
+        if interpolation not in ('bicubic', 'bilinear'): raise ValueError(f"Unknown interpolation {interpolation!r}; choose 'bicubic' or 'bilinear'.")
+        self.paths, self.size, self.interpolation = list(paths), tuple(size), interpolation
     def __len__(self): return len(self.paths)
     def __getitem__(self, i):
-        with Image.open(self.paths[i]) as im: x = TF.resize(TF.pil_to_tensor(im.convert('RGB')), list(self.size), antialias=True)
+        with Image.open(self.paths[i]) as im:
+            if self.interpolation == 'bicubic': x = TF.pil_to_tensor(TF.resize(im.convert('RGB'), list(self.size), TF.InterpolationMode.BICUBIC))
+            else: x = TF.resize(TF.pil_to_tensor(im.convert('RGB')), list(self.size), antialias=True)
         return TF.normalize(x.float() / 255, IMAGENET_MEAN, IMAGENET_STD)
 
 @torch.no_grad()
-def flip_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    "L2-normalised g(x) + g(flip(x)), in float32."
-    return F.normalize(net(x).float() + net(x.flip(-1)).float(), dim=1)
+def flip_features(net: nn.Module, x: torch.Tensor, formula: str = 'authors') -> torch.Tensor:
+    """Flip-augmented features in float32: `'authors'` normalize(normalize(g(x)) + g(flip x)) (their test script normalises
+    inside its loop over the two views), `'sum'` normalize(g(x) + g(flip x))."""
+    a, b = net(x).float(), net(x.flip(-1)).float()
+    if formula == 'authors': return F.normalize(F.normalize(a, dim=1) + b, dim=1)
+    if formula == 'sum': return F.normalize(a + b, dim=1)
+    raise ValueError(f"Unknown flip formula {formula!r}; choose 'authors' or 'sum'.")
 
 @torch.no_grad()
 def extract_reid_features(net: nn.Module,          # the backbone (put in eval mode, then restored)
@@ -106,20 +124,24 @@ def extract_reid_features(net: nn.Module,          # the backbone (put in eval m
                           batch_size: int = 128,    # images per forward pass
                           device='cpu',             # where the network runs
                           dtype=None,               # autocast dtype (torch.bfloat16 on GPUs); None: float32
-                          store_dtype=np.float16,   # dtype of the features on disk
+                          store_dtype=np.float32,   # dtype of the features on disk (float16 moved rank-1: bench/reid_feature_dtype.py)
                           num_workers: int = 4,     # data-loader worker processes decoding images
                           size=REID_SIZE,           # (height, width) the images are resized to
                           progress: bool = False,   # a tqdm bar over the batches
+                          protocol: str = 'authors', # 'authors' (their test script) or 'ours': `REID_PROTOCOLS`
                          ) -> np.ndarray:
-    "Flip-augmented features of the images at `paths`, written to `out_file` (.npy) in batches (a bar with `progress`); returns it memory-mapped."
+    """Flip-augmented features of the images at `paths` as `protocol` computes them, written to `out_file` (.npy) in batches
+    as `store_dtype` (a bar with `progress`); returns it memory-mapped."""
+    spec = _protocol(protocol)
+    if dtype is not None and not spec['autocast']: raise ValueError(f"protocol={protocol!r} computes in float32 as the authors' script: leave dtype=None (got {dtype}).")
     device, was_training = torch.device(device), net.training
     net.eval().to(device)
-    loader = DataLoader(ReidImages(paths, size), batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == 'cuda')
+    loader = DataLoader(ReidImages(paths, size, spec['interpolation']), batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == 'cuda')
     out, i = None, 0
     try:
         for x in progress_bar(loader, f'{Path(out_file).stem} features', progress):
             with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                f = flip_features(net, x.to(device, non_blocking=True)).cpu().numpy()
+                f = flip_features(net, x.to(device, non_blocking=True), spec['flip']).cpu().numpy()
             if out is None:
                 Path(out_file).parent.mkdir(parents=True, exist_ok=True)
                 out = np.lib.format.open_memmap(out_file, mode='w+', dtype=store_dtype, shape=(len(paths), f.shape[1]))
@@ -130,7 +152,7 @@ def extract_reid_features(net: nn.Module,          # the backbone (put in eval m
 
 # %% ../nbs/19_reid.ipynb
 def scoring_memory_bytes(n_queries: int, dim: int = 2048, block_size: int = 32768, query_chunk: int = 1024,
-                         stored_bytes: int = 2) -> int:
+                         stored_bytes: int = 4) -> int:
     "Peak bytes `reid_metrics` holds besides the model: a gallery block (as stored and as float32), the query chunk, scores and masks."
     q = min(n_queries, query_chunk)
     return block_size * dim * (stored_bytes + 4) + q * dim * 4 + q * block_size * (4 + 1 + 1)
@@ -201,16 +223,18 @@ def evaluate_sysu30k(net: nn.Module,            # the backbone (pooled features)
                      device='cpu',              # where the network runs and the scores are computed
                      dtype=None,                # autocast dtype (torch.bfloat16 on GPUs); None: float32
                      num_workers: int = 4,      # data-loader worker processes decoding images
-                     store_dtype=np.float16,    # dtype of the features on disk (float16: 1.9 GiB for the full gallery)
+                     store_dtype=np.float32,    # dtype of the features on disk (float32, the authors'; float16 halves the files)
                      block_size: int = 32768,   # gallery images scored at once (bounds the memory)
                      reuse: bool = False,       # score the features already in `work_dir` when their counts match
                      progress: bool = False,    # tqdm bars over extraction and scoring
                      ap: str = 'trapezoid',     # which AP `mAP` reports: 'trapezoid' (the seed's script) or 'standard'
                      source: str | None = None, # the checkpoint's sha256, recorded with the features (features.json); `reuse` scores only that source's
+                     protocol: str = 'authors', # how features are computed: 'authors' (their test script) or 'ours' (`REID_PROTOCOLS`)
                     ) -> dict:
     """Rank-1/5/10 and mAP (%; both APs, `mAP` the one `ap` names) of `net`'s flip-augmented pooled features on SYSU-30k's test set under `root`,
     in `work_dir`/metrics.json and TensorBoard (`work_dir`/tb). `progress`: bars over extraction and scoring. `source` (the checkpoint's
     sha256) is recorded with the features in features.json; `reuse` scores features only of that source."""
+    _protocol(protocol)
     query, gallery = sysu30k_test(root)
     work_dir = Path(work_dir); work_dir.mkdir(parents=True, exist_ok=True)
     feats, t0, record = {}, time.time(), work_dir / 'features.json'
@@ -223,12 +247,12 @@ def evaluate_sysu30k(net: nn.Module,            # the backbone (pooled features)
         if reuse and path.is_file() and len(np.load(path, mmap_mode='r')) == len(split): feats[name] = np.load(path, mmap_mode='r')
         else:
             record.unlink(missing_ok=True)   # features being replaced have no recorded source until both are written
-            feats[name] = extract_reid_features(net, split.paths, path, batch_size, device, dtype, store_dtype, num_workers, progress=progress)
+            feats[name] = extract_reid_features(net, split.paths, path, batch_size, device, dtype, store_dtype, num_workers, progress=progress, protocol=protocol)
     record.write_text(json.dumps(dict(source=source)))
     t1 = time.time()
     result = reid_metrics(feats['query'], query.ids, query.cams, feats['gallery'], gallery.ids, gallery.cams, block_size=block_size, device=device, ap=ap,
                           progress=progress)
-    result.update(gallery_images=len(gallery), distractors=int((gallery.ids == 0).sum()),
+    result.update(protocol=protocol, gallery_images=len(gallery), distractors=int((gallery.ids == 0).sum()),
                   extract_seconds=round(t1 - t0, 1), score_seconds=round(time.time() - t1, 1))
     (work_dir / 'metrics.json').write_text(json.dumps(result, indent=2))
     with MetricsLog(work_dir) as log: log.log(0, **{k: v for k, v in result.items() if k.startswith(('rank', 'mAP'))})
@@ -249,6 +273,9 @@ def main(argv=None):
     p.add_argument('--num-workers', type=int, default=4, help='data-loader worker processes')
     p.add_argument('--device', default='auto', help="'auto' (cuda if available), 'cpu' or 'cuda'")
     p.add_argument('--reuse', action='store_true', help='rescore features already in --out-dir')
+    p.add_argument('--protocol', default='authors', choices=list(REID_PROTOCOLS),
+                   help="'authors': their test script (normalize(normalize(g(x)) + g(flip x)), PIL bicubic 256x128, float32 throughout); "
+                        "'ours': normalize(g(x) + g(flip x)), antialiased bilinear, bfloat16 autocast on GPU, float16 storage")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if a.device == 'auto' else a.device
     try:
@@ -258,8 +285,8 @@ def main(argv=None):
                                            "checkpoint pretrained on 3-channel images (dataset=sysu30k, imagenet, image_folder, cifar10).")
         import hashlib
         with open(a.checkpoint, 'rb') as f: sha256 = hashlib.file_digest(f, 'sha256').hexdigest()
-        res = evaluate_sysu30k(net, a.test_root, a.out_dir, a.batch_size, device, torch.bfloat16 if device == 'cuda' else None, a.num_workers,
-                               reuse=a.reuse, progress=True, source=sha256)
+        res = evaluate_sysu30k(net, a.test_root, a.out_dir, a.batch_size, device, torch.bfloat16 if device == 'cuda' and REID_PROTOCOLS[a.protocol]['autocast'] else None, a.num_workers,
+                               reuse=a.reuse, progress=True, source=sha256, protocol=a.protocol)
     except (FileNotFoundError, ValueError) as e: raise SystemExit(f"error: {e}") from None
     print(json.dumps(res, indent=2))
 
