@@ -1,5 +1,5 @@
 """The deputy-rank study notebook (nbs/experiments/deputy_study.ipynb) under papermill on tiny data: it runs the grid,
-appends each run to results.jsonl as it finishes, stops launching at time_budget_min, and a rerun reuses what is done."""
+appends each run to results.jsonl as it finishes, stops launching at time_budget_min (0: analyses the finished runs only), and a rerun reuses what is done."""
 import json, subprocess
 from helpers import BIN, ENV, REPO
 
@@ -14,10 +14,13 @@ def test_deputy_study_runs_resumes_and_reports(tmp_path):
     # batch 16 mined in halves, N = 8: ranks 4 (safe at C = 10, and the median) and 5 (0.75 quantile); batches over 10 and 2 classes
     tiny = dict(train_size=320, batch_size=16, settings=[[8, 10], [8, 2]], seeds=[0], hardest=False, knn_bank_size=100,
                 knn_test_size=100, out_root=tmp_path / 'runs', figures_dir=tmp_path / 'figs')
-    r = papermill(tmp_path / 'a.ipynb', **tiny, workers=1, time_budget_min=0)   # stops launching after the first run
+    r = papermill(tmp_path / 'a.ipynb', **tiny, workers=1, time_budget_min=0.01)   # stops launching after the first run
     assert r.returncode == 0, r.stderr[-4000:]
     first = (tmp_path / 'runs' / 'results.jsonl').read_text().splitlines()
     assert len(first) == 1 and '1 of 4 runs finished' in (tmp_path / 'a.ipynb').read_text()
+    r = papermill(tmp_path / 'z.ipynb', **tiny, time_budget_min=0)   # analysis only: the finished run, nothing launched
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert 'no run launched' in (tmp_path / 'z.ipynb').read_text() and len((tmp_path / 'runs' / 'results.jsonl').read_text().splitlines()) == 1
     r = papermill(tmp_path / 'b.ipynb', **tiny, workers=2)
     assert r.returncode == 0, r.stderr[-4000:]
     assert '1 runs already in' in (tmp_path / 'b.ipynb').read_text()
