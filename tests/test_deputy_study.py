@@ -18,14 +18,18 @@ def test_deputy_study_runs_resumes_and_reports(tmp_path):
     assert r.returncode == 0, r.stderr[-4000:]
     first = (tmp_path / 'runs' / 'results.jsonl').read_text().splitlines()
     assert len(first) == 1 and '1 of 4 runs finished' in (tmp_path / 'a.ipynb').read_text()
+    (tmp_path / 'runs' / 'results.jsonl').write_text('')   # as if the notebook had stopped between finishing the run and recording it
     r = papermill(tmp_path / 'z.ipynb', **tiny, time_budget_min=0)   # analysis only: the finished run, nothing launched
     assert r.returncode == 0, r.stderr[-4000:]
-    assert 'no run launched' in (tmp_path / 'z.ipynb').read_text() and len((tmp_path / 'runs' / 'results.jsonl').read_text().splitlines()) == 1
+    z = (tmp_path / 'z.ipynb').read_text()
+    assert 'no run launched' in z and 'finished in its folder, recorded now' in z
+    adopted = (tmp_path / 'runs' / 'results.jsonl').read_text().splitlines()
+    assert len(adopted) == 1 and json.loads(adopted[0])['knn_top1'] == json.loads(first[0])['knn_top1']
     r = papermill(tmp_path / 'b.ipynb', **tiny, workers=2)
     assert r.returncode == 0, r.stderr[-4000:]
     assert '1 runs already in' in (tmp_path / 'b.ipynb').read_text()
     lines = (tmp_path / 'runs' / 'results.jsonl').read_text().splitlines()
-    assert lines[0] == first[0] and len(lines) == 4                                # the finished run was kept, not redone
+    assert lines[0] == adopted[0] and len(lines) == 4                              # the finished run was kept, not redone
     res = json.loads((tmp_path / 'figs' / 'deputy_study.json').read_text())
     assert sorted((r['N'], r['C'], r['k']) for r in res['runs']) == [(8, 2, 4), (8, 2, 5), (8, 10, 4), (8, 10, 5)]
     assert all(0 < r['knn_top1'] <= 100 and r['steps'] == 20 for r in res['runs'])
