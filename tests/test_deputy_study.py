@@ -13,7 +13,7 @@ def papermill(out, **params):
 def test_deputy_study_runs_resumes_and_reports(tmp_path):
     # batch 16 mined in halves, N = 8: ranks 4 (safe at C = 10, and the median) and 5 (0.75 quantile); batches over 10 and 2 classes
     tiny = dict(train_size=320, batch_size=16, settings=[[8, 10], [8, 2]], seeds=[0], hardest=False, knn_bank_size=100,
-                knn_test_size=100, out_root=tmp_path / 'runs', figures_dir=tmp_path / 'figs')
+                knn_test_size=100, purity_batches=2, out_root=tmp_path / 'runs', figures_dir=tmp_path / 'figs')
     r = papermill(tmp_path / 'a.ipynb', **tiny, workers=1, time_budget_min=0.01)   # stops launching after the first run
     assert r.returncode == 0, r.stderr[-4000:]
     first = (tmp_path / 'runs' / 'results.jsonl').read_text().splitlines()
@@ -37,3 +37,4 @@ def test_deputy_study_runs_resumes_and_reports(tmp_path):
     table = (tmp_path / 'figs' / 'deputy_study.md').read_text()
     assert '| 8 | 10 | 0.7 | 4 |' in table and '| 8 | 2 | 3.5 | 7 |' in table, table
     assert (tmp_path / 'figs' / 'deputy_study.png').stat().st_size > 10_000
+    assert '| 8 | 2 | 5 | 0.77 |' in table, table   # the measured purity of the trained network beside the model's P(X < 5)
