@@ -11,7 +11,7 @@ from .data import dataset_info
 
 # %% auto 0
 __all__ = ['ssl_augmentation', 'eval_transform', 'crop_flip', 'device_augmentation', 'TwoViews', 'ssl_views', 'device_views',
-           'Augmented', 'ResumableSampler']
+           'Augmented', 'ResumableSampler', 'ClassSubsetSampler']
 
 # %% ../nbs/02_augment.ipynb
 def _geometry(size: int, crop_scale=None):
@@ -115,3 +115,27 @@ class ResumableSampler(Sampler):
             first = (k * self.world + self.rank) * self.b
             yield from (self.epoch * self.n + perm[first:first + self.b]).tolist()
     def __len__(self): return (self.num_batches - self.start) * self.b
+
+# %% ../nbs/02_augment.ipynb
+class ClassSubsetSampler(ResumableSampler):
+    "`ResumableSampler`'s interface; each global batch holds `classes_per_batch` random classes, every image's class uniform among them (same-class negatives ~ Binomial(N-1, 1/C'))."
+    def __init__(self, labels, batch_size: int, classes_per_batch: int, num_replicas: int = 1, rank: int = 0, seed: int = 0):
+        labels = torch.as_tensor(labels).long()
+        super().__init__(labels, batch_size, num_replicas, rank, seed)
+        self.by_class = [torch.nonzero(labels == c).flatten() for c in labels.unique().tolist()]
+        if not (isinstance(classes_per_batch, int) and 1 <= classes_per_batch <= len(self.by_class)):
+            raise ValueError(f"classes_per_batch={classes_per_batch!r}: need an int from 1 to the {len(self.by_class)} classes of the labels.")
+        smallest = min(len(i) for i in self.by_class)
+        if smallest < batch_size * num_replicas:
+            raise ValueError(f"The smallest class has {smallest} images, fewer than one global batch ({batch_size * num_replicas}): "
+                             "a batch could not be filled without repeats; lower batch_size or use more images.")
+        self.classes = classes_per_batch
+    def __iter__(self):
+        for k in range(self.start, self.num_batches):
+            g = torch.Generator().manual_seed((self.seed * 7919 + self.epoch) * 1_000_003 + k)
+            chosen = torch.randperm(len(self.by_class), generator=g)[:self.classes].tolist()
+            counts = torch.bincount(torch.randint(self.classes, (self.b * self.world,), generator=g), minlength=self.classes).tolist()
+            batch = torch.cat([self.by_class[c][torch.randperm(len(self.by_class[c]), generator=g)[:m]] for c, m in zip(chosen, counts)])
+            batch = batch[torch.randperm(len(batch), generator=g)]
+            first = self.rank * self.b
+            yield from (self.epoch * self.n + batch[first:first + self.b]).tolist()

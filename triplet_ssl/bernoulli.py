@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from .losses import deputy_band
 
 # %% auto 0
-__all__ = ['binomial_pmf', 'true_negative_prob', 'expected_same_class', 'DeputyPurity', 'deputy_purity', 'true_negative_ranks',
-           'measured_purity']
+__all__ = ['binomial_pmf', 'true_negative_prob', 'expected_same_class', 'DeputyPurity', 'deputy_purity', 'suggest_deputy',
+           'true_negative_ranks', 'measured_purity']
 
 # %% ../nbs/14_bernoulli.ipynb
 def binomial_pmf(n: int, p: float, x_max: int | None = None) -> torch.Tensor:
@@ -55,6 +55,20 @@ def deputy_purity(deputy, batch_size: int, n_classes: int) -> DeputyPurity:
     lo, hi = deputy_band(deputy, batch_size - 1)
     p = true_negative_prob(batch_size, n_classes, hi)
     return DeputyPurity(p[lo - 1:].mean().item(), p[lo - 1].item())
+
+# %% ../nbs/14_bernoulli.ipynb
+def suggest_deputy(batch_size: int, num_classes: int, clean: float = 0.99, width: int = 9) -> tuple[int, int]:
+    "The Bernoulli rule's deputy band (lo, hi): lo is the first rank with P(true negative) >= `clean`, hi = lo + width - 1 (at most batch_size - 1)."
+    _check_batch(batch_size, num_classes)
+    if not 0 < clean < 1: raise ValueError(f"clean={clean!r}: need a probability strictly between 0 and 1, e.g. 0.99.")
+    if not (isinstance(width, int) and width >= 1): raise ValueError(f"width={width!r}: need an int >= 1 (9 is the released band's).")
+    p = true_negative_prob(batch_size, num_classes)
+    ok = torch.nonzero(p >= clean).flatten()
+    if len(ok) == 0:
+        raise ValueError(f"No rank of batch_size={batch_size} is a true negative with probability >= {clean} at num_classes={num_classes} "
+                         f"(best {p.max().item():.3f}); use a larger batch or a lower clean.")
+    lo = int(ok[0]) + 1
+    return lo, min(lo + width - 1, batch_size - 1)
 
 # %% ../nbs/14_bernoulli.ipynb
 @torch.no_grad()
