@@ -7,18 +7,15 @@ from __future__ import annotations
 import ast, dataclasses, difflib, math, re
 from dataclasses import dataclass, asdict
 from pathlib import Path
-import yaml
-from .losses import deputy_band
-from .data import dataset_info
-from .models import ARCHS, METHODS
-from .runs import _first_line
+import yaml   # no torch here: `--help` and argument errors answer before torch loads (the checks import what they need)
 
 # %% auto 0
 __all__ = ['CHOICES', 'LAUNCH_KEYS', 'CONFIG_GROUPS', 'Config', 'config_fields', 'config_dict', 'coerce_fields', 'read_params',
            'load_config']
 
 # %% ../nbs/08_config.ipynb
-CHOICES = dict(method=tuple(METHODS), precision=('auto', 'fp32', 'bf16', 'fp16', 'fp64'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
+CHOICES = dict(method=('triplet', 'byol', 'simclr', 'mocov2'),   # triplet_ssl.models.METHODS (tested below)
+               precision=('auto', 'fp32', 'bf16', 'fp16', 'fp64'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
                bad_images=('fail', 'skip'))
 LAUNCH_KEYS = ('gpus', 'nodes', 'node_rank', 'master_addr', 'master_port')
 
@@ -80,6 +77,7 @@ class Config:
 
     def __post_init__(self):
         coerce_fields(self)
+        from triplet_ssl.data import dataset_info; from triplet_ssl.losses import deputy_band; from triplet_ssl.models import ARCHS
         if self.arch not in ARCHS: raise ValueError(f"Unknown arch {self.arch!r}; choose one of {sorted(ARCHS)}.")
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices: raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {list(choices)}.")
@@ -172,6 +170,7 @@ def config_dict(cfg: Config) -> dict:
 def _yaml_error(e: yaml.YAMLError, where: str, text: str) -> str:
     "A YAML syntax error as one line: where, the line it is on, what is wrong."
     mark = getattr(e, 'problem_mark', None)
+    from triplet_ssl.runs import _first_line
     problem = getattr(e, 'problem', None) or _first_line(e)
     if mark is None: return f"{where}: not valid YAML ({problem})."
     line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ''

@@ -5,6 +5,9 @@
 # %% ../nbs/11_train.ipynb 3
 from __future__ import annotations
 import contextlib, errno, json, math, os, sys, time, uuid, warnings
+from .cli import pretrain_arguments
+if getattr(globals().get('__spec__'), 'name', '') == 'triplet_ssl.train' and __name__ == '__main__':   # `python -m triplet_ssl.train`:
+    pretrain_arguments(sys.argv[1:])   # --help and argument errors answer before torch loads
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -29,7 +32,8 @@ from .evaluate import OnlineLinearProbe, knn_evaluate
 from .interop import init_from_checkpoint
 
 # %% auto 0
-__all__ = ['multires_sizes', 'autocast_dtype', 'build_model', 'PretrainData', 'build_data', 'Pretraining', 'train', 'run', 'main']
+__all__ = ['multires_sizes', 'autocast_dtype', 'build_model', 'cpu_threads', 'PretrainData', 'build_data', 'Pretraining', 'train',
+           'run', 'main']
 
 # %% ../nbs/11_train.ipynb
 def multires_sizes(cfg: Config, step: int, micro: int) -> tuple[int | None, int | None]:
@@ -52,6 +56,16 @@ def build_model(cfg: Config, channels: int) -> SiameseSSL:
         return TripletSSL(backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.deputy, cfg.gamma, cfg.margin,
                           cfg.negatives, cfg.mining_groups)
     return build_ssl(cfg.method, backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.temperature, cfg.queue_size)
+
+# %% ../nbs/11_train.ipynb
+def cpu_threads(num_workers: int, local_processes: int = 1, passive: bool | None = None) -> int:
+    """Intra-op threads for a CPU training process: its share of the cores, less one per loader worker when OpenMP's idle
+    threads spin (`passive` False: torch was loaded without OMP_WAIT_POLICY=PASSIVE); never more than torch has now."""
+    import triplet_ssl
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    share = max(1, cores // local_processes)
+    if not (triplet_ssl.OMP_PASSIVE if passive is None else passive): share = max(1, share - num_workers)
+    return min(share, torch.get_num_threads())
 
 # %% ../nbs/11_train.ipynb
 def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[float, float]:
@@ -109,8 +123,10 @@ class Pretraining:
         self.cfg, self.progress, self.cleanup = cfg, progress, cleanup
         self.rank, self.world, self.device = init_distributed(cfg.device)
         self.main = self.rank == 0
-        if self.device.type == 'cpu' and self.world > 1:   # share the cores between the local processes
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', self.world))))
+        if self.device.type == 'cpu':   # share the cores between the local processes and their loader workers; restored after
+            threads = torch.get_num_threads()
+            torch.set_num_threads(cpu_threads(cfg.num_workers, int(os.environ.get('LOCAL_WORLD_SIZE', self.world))))
+            cleanup.callback(torch.set_num_threads, threads)
         self.out = _open_run_folder(cfg, self.main, self.world, self.device, cleanup)
         self.dtype = autocast_dtype(cfg.precision, self.device)
         if cfg.precision == 'fp16' and self.device.type != 'cuda': raise ValueError("precision='fp16' needs a GPU; use 'bf16' or 'fp32' on CPUs.")
@@ -328,15 +344,10 @@ def run(cfg: Config, gpus: int = 1, nodes: int = 1, node_rank: int = 0, master_a
     return Path(cfg.out_dir)
 
 def main(argv=None):
-    from triplet_ssl.cli import format_help, preset_path
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ('-h', '--help'):
-        print(format_help(Config, "python -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\n"
-                          "       torchrun --nproc_per_node=N -m triplet_ssl.train [CONFIG.yaml] [key=value ...]", Config.__doc__, CONFIG_GROUPS))
-        return
-    path = argv[0] if argv and '=' not in argv[0] else None
+    path, overrides = pretrain_arguments(argv)   # --help and argument errors (07_cli); a file, or a preset's name (cpu_demo)
     try:
-        cfg = load_config(path and preset_path(path), argv[1:] if path else argv)   # a file, or a preset's name (cpu_demo)
+        cfg = load_config(path, overrides)
         print(f"run folder: {train(cfg)}")
     except (ValueError, FileNotFoundError, FloatingPointError, RunError) as e: raise SystemExit(f"error: {e}") from None
     except OSError as e:
