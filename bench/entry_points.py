@@ -70,22 +70,24 @@ def steady_rate(out: Path) -> float:
     return (last - first) * a.batch_size / (t(last) - t(first))
 
 
-rates = {r: [] for r in a.routes}
+rates, failed = {r: [] for r in a.routes}, False
 start = time.time()
 for rnd in range(a.repeats):
     for route in (a.routes if rnd % 2 == 0 else a.routes[::-1]):   # alternate the order: drifts in load hit every route alike
         work = Path(tempfile.mkdtemp(prefix=f'entry_{route}_'))
         out = work / 'run'
         r = subprocess.run(command(route, out, work), cwd=work, env=ENV, capture_output=True, text=True)
-        if r.returncode != 0: sys.exit(f"{route} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
+        if r.returncode != 0:
+            print(f"{route} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}", flush=True); failed = True; continue
         rates[route].append(steady_rate(out))
         print(f"round {rnd + 1} {route:9} {rates[route][-1]:7.1f} img/s  (load average {os.getloadavg()[0]:.1f})", flush=True)
         shutil.rmtree(work, ignore_errors=True)
 
-medians = {k: statistics.median(v) for k, v in rates.items()}
+medians = {k: statistics.median(v) for k, v in rates.items() if v}
 best = max(medians.values())
 print(f"\n{a.steps} steady steps of batch {a.batch_size} per run, {a.repeats} round(s), {os.cpu_count()} CPUs, "
       f"{(time.time() - start) / 60:.0f} min, load average now {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
       f"extra environment: {' '.join(a.env) or 'none (OMP_WAIT_POLICY unset)'}")
 print("| route | img/s (median) | range | ratio to the fastest |\n|---|---|---|---|")
 for k, m in medians.items(): print(f"| {k} | {m:.1f} | {min(rates[k]):.1f}-{max(rates[k]):.1f} | {m / best:.2f} |")
+sys.exit(1 if failed else 0)
