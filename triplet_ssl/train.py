@@ -134,6 +134,7 @@ class Pretraining:
         self.data = build_data(cfg, self.rank, self.world, self.device)
         self._build_model()
         self.step, self.lr, self.momentum, self.log = 0, 0.0, cfg.base_momentum, None
+        self.defer_sync, self._nonfinite_step = self.device.type == 'cuda', None   # GPUs: the loss leaves the device every log_every steps
         self.resumed_from = self._restore()
         self.net = DDP(self.model, device_ids=[self.device] if self.device.type == 'cuda' else None) if self.world > 1 else self.model
         self.forward = torch.compile(self.net) if cfg.compile else self.net
@@ -216,20 +217,24 @@ def train_one_epoch(self: Pretraining, stop: StopRequest):
         losses.append(loss); seen += d.global_batch
         if self.step % cfg.log_every == 0: self.check_finite()
         if self.main:
-            bar.set_postfix(loss=f'{loss:.4f}', lr=f'{self.lr:.3g}', refresh=False)   # the bar redraws at its own pace
+            if self.step % cfg.log_every == 0 or not self.defer_sync:   # the bar redraws at its own pace
+                bar.set_postfix(loss=f'{float(loss):.4f}', lr=f'{self.lr:.3g}', refresh=False)
             if self.step % cfg.log_every == 0:
-                self.log.log_step(self.step, loss=loss, lr=self.lr, momentum=self.momentum, images_per_s=seen / (time.time() - t0), **stats)
+                self.log.log_step(self.step, loss=float(loss), lr=self.lr, momentum=self.momentum, images_per_s=seen / (time.time() - t0),
+                                  **{k: float(v) for k, v in stats.items()})
         if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0: self.checkpoint(epoch)
         if stopping:
             self.checkpoint(epoch); barrier()
             raise SystemExit(f"Stopped by {stop.signal or 'a signal on another process'} at step {self.step}; the checkpoint "
                              f"{checkpoint_path(self.out, self.step)} holds the run. Continue it with resume=auto.")
+    if self.defer_sync and losses: losses = torch.stack(losses).tolist()   # one read-back for the epoch's losses
     self.end_epoch(epoch, losses, time.time() - t0, seen)
 
 @patch
 def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, dict, bool]:
     """One optimizer step: `accum_steps` micro-batches forward and backward, the update, the EMA target. Returns the loss and
-    the loss's diagnostics averaged over the processes, and whether any process was asked to stop (one all-reduce)."""
+    the loss's diagnostics averaged over the processes (with `defer_sync`, on GPUs: device tensors, read at log steps), and whether
+    any process was asked to stop (one all-reduce)."""
     cfg, d = self.cfg, self.data
     self.lr, self.momentum = lr_at(self.step, d.total_steps, d.warmup_steps, cfg.lr), momentum_schedule(self.step, d.total_steps, cfg.base_momentum)
     for g in self.opt.param_groups: g['lr'] = self.lr
@@ -241,8 +246,10 @@ def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, di
         for k, v in getattr(self.model, 'stats', {}).items(): stats[k] = stats.get(k, 0) + v.double() / cfg.accum_steps
     stopping = torch.tensor(float(stop.signal is not None), device=self.device, dtype=torch.float64)
     reduced = all_reduce_mean(torch.stack([total, stopping, *stats.values()]))
-    loss = reduced[0].item()
-    if not math.isfinite(loss):
+    if self.defer_sync:   # no host sync: the first non-finite step stays on the device until `check_finite` (every log_every steps)
+        bad = (~torch.isfinite(reduced[0])).long() * (self.step + 1)
+        self._nonfinite_step = bad if self._nonfinite_step is None else torch.where(self._nonfinite_step > 0, self._nonfinite_step, bad)
+    elif not math.isfinite(loss := reduced[0].item()):
         raise FloatingPointError(f"Loss became {loss} at step {self.step} (epoch {self.step // d.steps_per_epoch + 1}); the run stopped "
                                  f"before updating the weights, and the last checkpoint in {self.out} holds the last saved state. Lower lr "
                                  f"(now {cfg.lr}), use precision='fp32', or resume from that checkpoint.")
@@ -250,6 +257,9 @@ def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, di
     self.model.update_target(self.momentum)
     if self.probe is not None: self.probe.step()
     self.step += 1
+    if self.defer_sync:   # the stop flag is read where every process reads it: at log steps (one process: the signal itself)
+        stopping = stop.signal is not None if self.world == 1 else self.step % cfg.log_every == 0 and bool(reduced[1] > 0)
+        return reduced[0], dict(zip(stats, reduced[2:])), stopping
     return loss, dict(zip(stats, reduced[2:].tolist())), reduced[1].item() > 0
 
 @patch
@@ -292,6 +302,11 @@ def end_epoch(self: Pretraining, epoch: int, losses: list, seconds: float, seen:
 @patch
 def check_finite(self: Pretraining):
     "Every process checks every parameter and buffer; a non-finite one stops the run before anything of it is saved."
+    if self._nonfinite_step is not None and (bad_step := int(self._nonfinite_step)) > 0:   # defer_sync (GPUs): a loss went non-finite
+        last = latest_checkpoint(self.out, require=RESUME_KEYS)[0] if self.main else None
+        raise FloatingPointError(f"Loss became non-finite at step {bad_step - 1} (epoch {(bad_step - 1) // self.data.steps_per_epoch + 1}); "
+                                 f"the run stopped at step {self.step} and saved nothing since" + (f": {last} holds the last saved state" if last else '')
+                                 + f". Lower lr (now {self.cfg.lr}) or use precision='fp32', then continue with resume=auto.")
     bad = nonfinite_tensor(self.model)
     if self.world > 1 and all_reduce_mean(torch.tensor(float(bad is not None), device=self.device)).item() > 0: bad = bad or 'a tensor on another process'
     if bad:
