@@ -50,7 +50,7 @@ def command(route: str, out: Path, work: Path) -> list[str]:
     if route == 'console':
         script = BIN / 'triplet-ssl-train'
         return [str(script), 'cpu_demo', *overrides(out)] if script.exists() else \
-               [sys.executable, '-c', 'from triplet_ssl.cli import pretrain_main; pretrain_main()', 'cpu_demo', *overrides(out)]
+               [sys.executable, '-c', "import sys; sys.argv[0] = 'triplet-ssl-train'; from triplet_ssl.train import main; main()", 'cpu_demo', *overrides(out)]
     if route == 'api': return [sys.executable, '-c', api]
     if route == 'torchrun': return [str(BIN / 'torchrun'), '--nproc_per_node=1', '-m', 'triplet_ssl.train', 'cpu_demo', *overrides(out)]
     if route == 'kernel':   # a notebook in a Jupyter kernel, torch imported first
@@ -76,7 +76,9 @@ for rnd in range(a.repeats):
     for route in (a.routes if rnd % 2 == 0 else a.routes[::-1]):   # alternate the order: drifts in load hit every route alike
         work = Path(tempfile.mkdtemp(prefix=f'entry_{route}_'))
         out = work / 'run'
-        r = subprocess.run(command(route, out, work), cwd=work, env=ENV, capture_output=True, text=True)
+        # a session of its own, as torchrun's workers and Jupyter kernels get: with the kernel's autogroup scheduling, a route sharing
+        # this script's session would share one CPU share with whatever else runs in it (measured: 2x slower than the others)
+        r = subprocess.run(command(route, out, work), cwd=work, env=ENV, capture_output=True, text=True, start_new_session=True)
         if r.returncode != 0:
             print(f"{route} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}", flush=True); failed = True; continue
         rates[route].append(steady_rate(out))

@@ -119,7 +119,7 @@ def trainer(cfg, net=None):
     run.net = net(run.model) if net else run.model
     run.forward = torch.compile(run.net, backend=COMPILE_BACKEND) if cfg.compile else run.net
     run.step, run.lr, run.momentum = 0, 0.0, cfg.base_momentum
-    run.defer_sync, run._nonfinite_step = True, None   # as on a GPU: no read-back of the loss between log steps
+    run.defer_sync, run._nonfinite_step = True, torch.zeros((), dtype=torch.long, device=dev)   # as on a GPU: no read-back between log steps
     run.data = SimpleNamespace(total_steps=10**6, warmup_steps=0, steps_per_epoch=10**6, on_device=None)
     run.out = Path(TMP.name)   # an empty run folder: a finiteness error finds no checkpoint in it
     return run

@@ -14,7 +14,7 @@ __all__ = ['ssl_augmentation', 'eval_transform', 'crop_flip', 'device_augmentati
 
 # %% ../nbs/02_augment.ipynb
 def _geometry(size: int, crop_scale=None):
-    from torchvision.transforms import v2   # imported where used: `import triplet_ssl.train` stays light
+    from torchvision.transforms import v2   # imported where used: importing the trainer stays light
     small = size < 64
     return dict(scale=crop_scale or ((0.2, 1.0) if small else (0.08, 1.0)),
                 interpolation=v2.InterpolationMode.BILINEAR if small else v2.InterpolationMode.BICUBIC,

@@ -9,8 +9,8 @@ from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto 0
-__all__ = ['KEY_VALUE_NOTE', 'PACKAGE', 'PRETRAIN_USAGE', 'type_name', 'params_of', 'show_value', 'format_help', 'ArgparseHelp',
-           'check_parameters', 'asset', 'presets', 'preset_path', 'pretrain_arguments', 'pretrain_main']
+__all__ = ['KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'params_of', 'show_value', 'format_help', 'ArgparseHelp', 'check_parameters',
+           'asset', 'presets', 'preset_path']
 
 # %% ../nbs/07_cli.ipynb
 def type_name(anno) -> str:
@@ -126,31 +126,3 @@ def preset_path(name) -> Path:
     key = str(path.with_suffix('') if path.suffix in ('.yaml', '.yml') else path).removeprefix('configs/')
     if asset('configs', key + '.yaml').is_file(): return asset('configs', key + '.yaml')
     raise FileNotFoundError(f"Config file {str(name)!r} does not exist, and no preset is named {key!r}. Presets: {', '.join(presets())}.")
-
-# %% ../nbs/07_cli.ipynb
-PRETRAIN_USAGE = ("python -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\n"
-                  "       torchrun --nproc_per_node=N -m triplet_ssl.train [CONFIG.yaml] [key=value ...]")
-
-def pretrain_arguments(argv: list[str]) -> tuple[Path | None, list[str]]:
-    """The config file (a path or a preset's name) and `key=value` overrides of the pretraining command, checked without
-    torch: `--help` prints the parameters and exits; a missing file, an unknown key or a mistyped value exits with one `error:` line."""
-    from triplet_ssl.config import CONFIG_GROUPS, LAUNCH_KEYS, Config, coerce_fields, read_params   # torch-free
-    if argv and argv[0] in ('-h', '--help'):
-        print(format_help(Config, PRETRAIN_USAGE, Config.__doc__, CONFIG_GROUPS)); raise SystemExit(0)
-    path = argv[0] if argv and '=' not in argv[0] else None
-    overrides = list(argv[1:] if path else argv)
-    try:
-        path = path and preset_path(path)
-        params = read_params(Config, path, overrides, LAUNCH_KEYS)
-        probe = object.__new__(Config)   # the fields' types, checked without __post_init__'s checks (those need torch)
-        for f in dataclasses.fields(Config): setattr(probe, f.name, params.get(f.name, f.default))
-        coerce_fields(probe)
-    except (ValueError, FileNotFoundError) as e: raise SystemExit(f"error: {e}") from None
-    return path, overrides
-
-def pretrain_main(argv: list[str] | None = None):
-    "`triplet-ssl-train`: the arguments checked before torch loads, then `triplet_ssl.train.main`."
-    argv = sys.argv[1:] if argv is None else argv
-    pretrain_arguments(argv)
-    from triplet_ssl.train import main
-    main(argv)

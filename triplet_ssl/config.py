@@ -11,7 +11,7 @@ import yaml   # no torch here: `--help` and argument errors answer before torch 
 
 # %% auto 0
 __all__ = ['CHOICES', 'LAUNCH_KEYS', 'CONFIG_GROUPS', 'Config', 'config_fields', 'config_dict', 'coerce_fields', 'read_params',
-           'load_config']
+           'load_config', 'pretrain_arguments']
 
 # %% ../nbs/08_config.ipynb
 CHOICES = dict(method=('triplet', 'byol', 'simclr', 'mocov2'),   # triplet_ssl.models.METHODS (tested below)
@@ -210,3 +210,21 @@ def load_config(path=None, overrides=(), **kwargs) -> Config:
     "A `Config` from a YAML file, then `key=value` strings (values parsed as YAML), then keyword arguments; launch keys are dropped."
     params = read_params(Config, path, overrides, LAUNCH_KEYS, **kwargs)
     return Config(**{k: v for k, v in params.items() if k not in LAUNCH_KEYS})
+
+# %% ../nbs/08_config.ipynb
+def pretrain_arguments(argv: list[str], usage: str) -> tuple[Path | None, list[str]]:
+    """The config file (a path or a preset's name) and `key=value` overrides of the pretraining command, checked without
+    torch: `--help` prints the parameters and exits; a missing file, an unknown key or a mistyped value exits with one `error:` line."""
+    from triplet_ssl.cli import format_help, preset_path   # torch-free, as this module is
+    if argv and argv[0] in ('-h', '--help'):
+        print(format_help(Config, usage, Config.__doc__, CONFIG_GROUPS)); raise SystemExit(0)
+    path = argv[0] if argv and '=' not in argv[0] else None
+    overrides = list(argv[1:] if path else argv)
+    try:
+        path = path and preset_path(path)
+        params = read_params(Config, path, overrides, LAUNCH_KEYS)
+        probe = object.__new__(Config)   # the fields' types, checked without __post_init__'s checks (those need torch)
+        for f in dataclasses.fields(Config): setattr(probe, f.name, params.get(f.name, f.default))
+        coerce_fields(probe)
+    except (ValueError, FileNotFoundError) as e: raise SystemExit(f"error: {e}") from None
+    return path, overrides

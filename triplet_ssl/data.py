@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
-from PIL import Image   # torchvision is imported where an image file is read: `import triplet_ssl.train` stays light
+from PIL import Image   # torchvision is imported where an image file is read: importing the trainer stays light
 
 # %% auto 0
 __all__ = ['FASHION_MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'REPO_DATA', 'BUNDLED_FASHION_MNIST', 'SYSU_IMAGE_EXTENSIONS',

@@ -16,7 +16,7 @@ __all__ = ['ARCHS', 'METHODS', 'METHOD_DEFAULTS', 'narrow_resnet', 'build_backbo
 
 # %% ../nbs/04_models.ipynb
 def _torchvision_resnet(name, channels, cifar_stem):
-    import torchvision   # imported where used: `import triplet_ssl.train` stays light
+    import torchvision   # imported where used: importing the trainer stays light
     net = getattr(torchvision.models, name)(weights=None)
     if cifar_stem or channels != 3:
         net.conv1 = nn.Conv2d(channels, 64, kernel_size=3 if cifar_stem else 7, stride=1 if cifar_stem else 2,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_runs.ipynb 3
 from __future__ import annotations
-import contextlib, errno, hashlib, io, json, os, pickle, platform, random, re, shutil, signal, socket, subprocess, sys, threading, time, warnings
+import atexit, contextlib, errno, hashlib, io, json, os, pickle, platform, random, re, shutil, signal, socket, subprocess, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -296,20 +296,19 @@ class StopRequest:
 
 def loader_worker_init(worker_id):
     """Data-loader workers leave SIGTERM / SIGINT to the main process: SLURM's pre-emption, `scancel` and Ctrl-C signal the
-    whole process group, and a worker that died first would make the main process fail instead of checkpointing. A SIGTERM
-    from the main process itself (multiprocessing's exit handler, which then waits for the worker) still ends the worker."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if not hasattr(signal, 'sigwaitinfo'): signal.signal(signal.SIGTERM, signal.SIG_IGN); return _seed_numpy()   # macOS: ignored
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})   # held for the thread below, which sees who sent it
-    threading.Thread(target=_end_on_sigterm_from, args=(os.getppid(),), daemon=True, name='sigterm-from-parent').start()
-    _seed_numpy()
-
-def _seed_numpy(): np.random.seed(torch.initial_seed() % 2**32)
-
-def _end_on_sigterm_from(parent: int):
-    while True:
-        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent: os._exit(0)
+    whole process group, and a worker that died first would make the main process fail instead of checkpointing."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.signal(signal.SIGINT, signal.SIG_IGN)
     np.random.seed(torch.initial_seed() % 2**32)
+
+def _end_loader_workers():
+    """At interpreter exit, before multiprocessing's exit handler (which SIGTERMs its daemonic children, then waits for them):
+    live loaders whose workers ignore SIGTERM (`loader_worker_init`) shut them down as a finished loader does."""
+    import gc
+    from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
+    for it in gc.get_objects():
+        if type(it) is _MultiProcessingDataLoaderIter and it._worker_init_fn is loader_worker_init: it._shutdown_workers()   # type(): no proxies
+
+atexit.register(_end_loader_workers)   # torch registered multiprocessing's handler first: this one runs before it
 
 def nonfinite_tensor(model: torch.nn.Module) -> str | None:
     "The name of the first parameter or buffer holding a NaN or an infinity, or None (one device sync)."

@@ -5,9 +5,10 @@
 # %% ../nbs/11_train.ipynb 3
 from __future__ import annotations
 import contextlib, errno, json, math, os, sys, time, uuid, warnings
-from .cli import pretrain_arguments
-if getattr(globals().get('__spec__'), 'name', '') == 'triplet_ssl.train' and __name__ == '__main__':   # `python -m triplet_ssl.train`:
-    pretrain_arguments(sys.argv[1:])   # --help and argument errors answer before torch loads
+from .config import pretrain_arguments   # torch-free: the command answers --help and bad arguments before torch loads (below)
+_USAGE = "python -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\n       torchrun --nproc_per_node=N -m triplet_ssl.train [CONFIG.yaml] [key=value ...]"
+if os.path.basename(sys.argv[0]) == 'triplet-ssl-train' or __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', '') == 'triplet_ssl.train':
+    pretrain_arguments(sys.argv[1:], _USAGE)
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm   # text bars: the same in a terminal, JupyterLab and papermill logs
 from .data import count_classes, dataset_info, open_dataset, subset_dataset
 from .augment import Augmented, ResumableSampler, device_views, eval_transform, ssl_views
-from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
+from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, cpu_threads, init_distributed, launch
 from .models import SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_schedule
 from .optim import build_optimizer, lr_at
 from .runs import (RESUME_KEYS, CheckpointError, MetricsLog, RunError, RunLock, StopRequest, check_run_folder, checkpoint_path,
@@ -32,8 +33,7 @@ from .evaluate import OnlineLinearProbe, knn_evaluate
 from .interop import init_from_checkpoint
 
 # %% auto 0
-__all__ = ['multires_sizes', 'autocast_dtype', 'build_model', 'cpu_threads', 'PretrainData', 'build_data', 'Pretraining', 'train',
-           'run', 'main']
+__all__ = ['multires_sizes', 'autocast_dtype', 'build_model', 'PretrainData', 'build_data', 'Pretraining', 'train', 'run', 'main']
 
 # %% ../nbs/11_train.ipynb
 def multires_sizes(cfg: Config, step: int, micro: int) -> tuple[int | None, int | None]:
@@ -56,16 +56,6 @@ def build_model(cfg: Config, channels: int) -> SiameseSSL:
         return TripletSSL(backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.deputy, cfg.gamma, cfg.margin,
                           cfg.negatives, cfg.mining_groups)
     return build_ssl(cfg.method, backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.temperature, cfg.queue_size)
-
-# %% ../nbs/11_train.ipynb
-def cpu_threads(num_workers: int, local_processes: int = 1, passive: bool | None = None) -> int:
-    """Intra-op threads for a CPU training process: its share of the cores, less one per loader worker when OpenMP's idle
-    threads spin (`passive` False: torch was loaded without OMP_WAIT_POLICY=PASSIVE); never more than torch has now."""
-    import triplet_ssl
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
-    share = max(1, cores // local_processes)
-    if not (triplet_ssl.OMP_PASSIVE if passive is None else passive): share = max(1, share - num_workers)
-    return min(share, torch.get_num_threads())
 
 # %% ../nbs/11_train.ipynb
 def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[float, float]:
@@ -124,9 +114,8 @@ class Pretraining:
         self.rank, self.world, self.device = init_distributed(cfg.device)
         self.main = self.rank == 0
         if self.device.type == 'cpu':   # share the cores between the local processes and their loader workers; restored after
-            threads = torch.get_num_threads()
+            cleanup.callback(torch.set_num_threads, torch.get_num_threads())
             torch.set_num_threads(cpu_threads(cfg.num_workers, int(os.environ.get('LOCAL_WORLD_SIZE', self.world))))
-            cleanup.callback(torch.set_num_threads, threads)
         self.out = _open_run_folder(cfg, self.main, self.world, self.device, cleanup)
         self.dtype = autocast_dtype(cfg.precision, self.device)
         if cfg.precision == 'fp16' and self.device.type != 'cuda': raise ValueError("precision='fp16' needs a GPU; use 'bf16' or 'fp32' on CPUs.")
@@ -134,7 +123,7 @@ class Pretraining:
         self.data = build_data(cfg, self.rank, self.world, self.device)
         self._build_model()
         self.step, self.lr, self.momentum, self.log = 0, 0.0, cfg.base_momentum, None
-        self.defer_sync, self._nonfinite_step = self.device.type == 'cuda', None   # GPUs: the loss leaves the device every log_every steps
+        self.defer_sync, self._nonfinite_step = self.device.type == 'cuda', torch.zeros((), dtype=torch.long, device=self.device)   # train_step
         self.resumed_from = self._restore()
         self.net = DDP(self.model, device_ids=[self.device] if self.device.type == 'cuda' else None) if self.world > 1 else self.model
         self.forward = torch.compile(self.net) if cfg.compile else self.net
@@ -227,8 +216,7 @@ def train_one_epoch(self: Pretraining, stop: StopRequest):
             self.checkpoint(epoch); barrier()
             raise SystemExit(f"Stopped by {stop.signal or 'a signal on another process'} at step {self.step}; the checkpoint "
                              f"{checkpoint_path(self.out, self.step)} holds the run. Continue it with resume=auto.")
-    if self.defer_sync and losses: losses = torch.stack(losses).tolist()   # one read-back for the epoch's losses
-    self.end_epoch(epoch, losses, time.time() - t0, seen)
+    self.end_epoch(epoch, torch.stack(losses).tolist() if self.defer_sync and losses else losses, time.time() - t0, seen)   # one read-back
 
 @patch
 def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, dict, bool]:
@@ -247,8 +235,7 @@ def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, di
     stopping = torch.tensor(float(stop.signal is not None), device=self.device, dtype=torch.float64)
     reduced = all_reduce_mean(torch.stack([total, stopping, *stats.values()]))
     if self.defer_sync:   # no host sync: the first non-finite step stays on the device until `check_finite` (every log_every steps)
-        bad = (~torch.isfinite(reduced[0])).long() * (self.step + 1)
-        self._nonfinite_step = bad if self._nonfinite_step is None else torch.where(self._nonfinite_step > 0, self._nonfinite_step, bad)
+        self._nonfinite_step = torch.where(self._nonfinite_step > 0, self._nonfinite_step, (~torch.isfinite(reduced[0])).long() * (self.step + 1))
     elif not math.isfinite(loss := reduced[0].item()):
         raise FloatingPointError(f"Loss became {loss} at step {self.step} (epoch {self.step // d.steps_per_epoch + 1}); the run stopped "
                                  f"before updating the weights, and the last checkpoint in {self.out} holds the last saved state. Lower lr "
@@ -302,11 +289,9 @@ def end_epoch(self: Pretraining, epoch: int, losses: list, seconds: float, seen:
 @patch
 def check_finite(self: Pretraining):
     "Every process checks every parameter and buffer; a non-finite one stops the run before anything of it is saved."
-    if self._nonfinite_step is not None and (bad_step := int(self._nonfinite_step)) > 0:   # defer_sync (GPUs): a loss went non-finite
-        last = latest_checkpoint(self.out, require=RESUME_KEYS)[0] if self.main else None
-        raise FloatingPointError(f"Loss became non-finite at step {bad_step - 1} (epoch {(bad_step - 1) // self.data.steps_per_epoch + 1}); "
-                                 f"the run stopped at step {self.step} and saved nothing since" + (f": {last} holds the last saved state" if last else '')
-                                 + f". Lower lr (now {self.cfg.lr}) or use precision='fp32', then continue with resume=auto.")
+    if (bad := int(self._nonfinite_step)) > 0:   # defer_sync (GPUs): a loss went non-finite
+        raise FloatingPointError(f"Loss became non-finite at step {bad - 1} (epoch {(bad - 1) // self.data.steps_per_epoch + 1}); the run stopped at "
+                                 f"step {self.step}, saving nothing since. Lower lr (now {self.cfg.lr}) or use precision='fp32', then resume=auto.")
     bad = nonfinite_tensor(self.model)
     if self.world > 1 and all_reduce_mean(torch.tensor(float(bad is not None), device=self.device)).item() > 0: bad = bad or 'a tensor on another process'
     if bad:
@@ -359,11 +344,8 @@ def run(cfg: Config, gpus: int = 1, nodes: int = 1, node_rank: int = 0, master_a
     return Path(cfg.out_dir)
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    path, overrides = pretrain_arguments(argv)   # --help and argument errors (07_cli); a file, or a preset's name (cpu_demo)
-    try:
-        cfg = load_config(path, overrides)
-        print(f"run folder: {train(cfg)}")
+    path, overrides = pretrain_arguments(sys.argv[1:] if argv is None else argv, _USAGE)   # --help, bad arguments (08_config); a file or a preset
+    try: print(f"run folder: {train(load_config(path, overrides))}")
     except (ValueError, FileNotFoundError, FloatingPointError, RunError) as e: raise SystemExit(f"error: {e}") from None
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
