@@ -6,10 +6,8 @@ PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints.txt
 RUN ?= runs/demo
 DEMO_PARAMS ?=
-# With data-loader workers on a small CPU, OpenMP threads that spin while waiting starve the
-# workers (measured: 81 vs 366 img/s on 2 cores); passive waiting costs nothing on the model step.
-OMP_WAIT_POLICY ?= PASSIVE
-export OMP_WAIT_POLICY
+# OpenMP's thread policy (passive waiting, so that loader workers keep their cores) is set by the package itself
+# (triplet_ssl/__init__.py), for every route: make, papermill, python -m, console scripts, torchrun, notebooks.
 
 .PHONY: setup data chromium demo test test-fast export readme docs lab clean
 

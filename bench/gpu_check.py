@@ -1,33 +1,40 @@
-"""Validate the GPU path in one command (about 8 minutes on one GPU); prints a table and writes JSON.
+"""Validate the GPU path in one command (about 8 minutes on one GPU); prints a table (and JSON with --out).
 
-    python bench/gpu_check.py                  # on a machine with one CUDA GPU
-    python bench/gpu_check.py --quick          # the same code paths, tiny, on the CPU (< 2 minutes; run by the tests)
+    python bench/gpu_check.py [--out gpu_check.json]   # on a machine with CUDA GPUs
+    python bench/gpu_check.py --quick                 # the same code paths, tiny, on the CPU (run by the tests)
 
-Parts, each isolated (an exception is recorded as that part's `error` and the others still run):
-- train/...: training steps of the trainer's model (resnet50 with the paper's heads: projector 2048-4096-256,
-  predictor 256-4096-256, EMA target, truncated triplet loss), LARS, at 224x224, in bf16 autocast and in fp16 autocast
-  with a gradient scaler, with channels_last and torch.compile on and off: images/s, peak memory, achieved TFLOP/s and
-  the fraction of the GPU's peak (from the FLOPs per image below).
-- train/multires: the multi-resolution trick (online views 96..224, target views 128..224, one size per step).
+Every training part drives the trainer's own step (`Pretraining.train_step` / `_forward_backward` of triplet_ssl.train, on a
+`Pretraining` built without data: the trainer's model, optimizer, scaler and autocast dtype), as a GPU runs it: the loss is
+not read back between log steps (`defer_sync`). Parts, each isolated (an exception is recorded as that part's `error` and
+the others still run):
+- train/...: resnet50 with the paper's heads (projector 2048-4096-256, predictor 256-4096-256, EMA target, truncated
+  triplet loss), LARS, at 224x224, in bf16 and in fp16 (with the gradient scaler), channels_last and torch.compile on and
+  off, and with cudnn.benchmark: images/s, peak memory, achieved TFLOP/s and the fraction of the GPU's peak. The compiled
+  row also counts torch.compile's graph breaks and compares the compiled network's loss with the eager one's.
+- train/bf16/channels_last/multires: the multi-resolution trick (online views 96..224, target views 128..224).
+- precision: bf16 and fp16 against fp32 on the same weights and batch: loss and gradient closeness (cosine, relative norm).
+- nan_stops: a NaN reaching the loss still stops the run (noted on the device, raised at the next finiteness check).
 - pipeline/...: the input pipeline on synthetic ImageNet-like JPEGs (500x375): the BYOL augmentation in CPU workers vs
-  `device_augment` (crop + flip in the workers, the rest batched on the GPU with kornia); compare with the step's img/s.
-- ddp: one-process NCCL group (gloo with --quick), the model with SyncBN in DDP: steps, an all-reduce, the gather helpers.
+  `device_augment`; and the CPU workers feeding the trainer's steps for 50 batches (the share of time spent waiting).
+- ddp/2_ranks: two processes in a real NCCL group through torchrun and the trainer, with SyncBN (skipped, saying so, on one GPU).
+- ddp: a one-process NCCL group (gloo with --quick), the model with SyncBN in DDP: steps, an all-reduce, the gather helpers.
 - knn: the weighted kNN (`knn_predict`) on the GPU against a 100k x 2048 bank; predictions checked against the CPU.
-- flops: FLOPs per image of one training step (torch.utils.flop_counter.FlopCounterMode: forward and backward of the
-  online network on both views, forward of the target), 2 FLOPs per multiply-add.
+- flops: FLOPs per image of one training step (torch.utils.flop_counter.FlopCounterMode), 2 FLOPs per multiply-add.
 
 Reading the table: `img/s` of the train rows is the GPU's training throughput per process (the paper's recipe runs 196
 images per GPU per micro-batch); `% peak` is achieved TFLOP/s over the dense bf16/fp16 peak of the GPU (a known name,
 or --peak_tflops); 30-50% is typical for a ResNet-50 step. A pipeline row below the best train row's img/s means the
-GPU would wait for data with that many workers. `status` is ok or the error; the JSON holds every number.
+GPU would wait for data with that many workers. `status` is ok, skipped or the error. Nothing is written unless --out.
 """
 import argparse, json, math, os, platform, sys, tempfile, time, traceback
 from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from a clone without installing
-from triplet_ssl.train import Config, build_model, autocast_dtype, multires_sizes
+from types import SimpleNamespace
+from triplet_ssl.train import Config, Pretraining, build_model, autocast_dtype, multires_sizes
 from triplet_ssl.optim import build_optimizer
+from triplet_ssl.runs import StopRequest
 
 # Dense (no sparsity) tensor-core peak TFLOP/s for bf16 / fp16 from the vendors' data sheets; first matching name wins.
 PEAK_TFLOPS = [('H200', 989, 989), ('GH200', 989, 989), ('H100 PCIe', 756, 756), ('H100 NVL', 835, 835), ('H100', 989, 989),
@@ -35,7 +42,7 @@ PEAK_TFLOPS = [('H200', 989, 989), ('GH200', 989, 989), ('H100 PCIe', 756, 756),
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
 p.add_argument('--quick', action='store_true', help='tiny model, images and steps on the CPU (gloo, bf16/fp16 on the CPU)')
-p.add_argument('--out', default='gpu_check.json')
+p.add_argument('--out', default=None, help='write every number as JSON here (default: no file)')
 p.add_argument('--batch_size', type=int, default=None, help='images per step (default 128; 16 with --quick)')
 p.add_argument('--steps', type=int, default=None, help='timed steps per train row (default 15; 2 with --quick)')
 p.add_argument('--workers', type=int, default=None, help='loader workers for the pipeline rows (default: min(8, CPUs); 1 with --quick)')
@@ -79,7 +86,8 @@ def part(name):
             res = dict(error=f'{type(e).__name__}: {e}'[:500], traceback=traceback.format_exc()[-3000:])
         res['seconds'] = round(time.time() - t0, 2)
         results['parts'][name] = res
-        print(f"  {name}: {'ERROR ' + res['error'] if 'error' in res else 'ok'} ({res['seconds']:.1f} s)", flush=True)
+        status = 'ERROR ' + res['error'] if 'error' in res else 'skipped: ' + res.get('reason', '') if res.get('skipped') else 'ok'
+        print(f"  {name}: {status} ({res['seconds']:.1f} s)", flush=True)
         return fn
     return run
 
@@ -95,36 +103,46 @@ def views(channels_last=False, n=B, size=SIZE):
     return [x.contiguous(memory_format=torch.channels_last) for x in v] if channels_last else v
 
 
-def trainer(cfg):
-    "The trainer's model (SyncBN with cfg.sync_bn), optimizer and scaler, as triplet_ssl.train builds them."
+def trainer(cfg, net=None):
+    """A `Pretraining` without data or run folder: the trainer's model (SyncBN with cfg.sync_bn), optimizer, scaler and
+    autocast dtype as it builds them, so that its own `train_step` / `_forward_backward` run here (`net`: e.g. the model in DDP)."""
     from triplet_ssl.distributed import convert_sync_batchnorm
     torch.manual_seed(0)
+    run = Pretraining.__new__(Pretraining)
     model = build_model(cfg, 3)
     if cfg.sync_bn: model = convert_sync_batchnorm(model, dev)
-    model = model.to(dev, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
-    opt = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.sgd_momentum, cfg.weight_decay)
-    scaler = torch.amp.GradScaler(dev.type, enabled=cfg.precision == 'fp16')
-    dtype = autocast_dtype(cfg.precision, dev)
-    return model, opt, scaler, dtype
+    run.model = model.to(dev, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+    run.cfg, run.device, run.rank, run.world, run.main, run.probe = cfg, dev, 0, 1, True, None
+    run.opt = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.sgd_momentum, cfg.weight_decay)
+    run.scaler = torch.amp.GradScaler(dev.type, enabled=cfg.precision == 'fp16')
+    run.dtype, run.param_dtype = autocast_dtype(cfg.precision, dev), torch.float32
+    run.net = net(run.model) if net else run.model
+    run.forward = torch.compile(run.net, backend=COMPILE_BACKEND) if cfg.compile else run.net
+    run.step, run.lr, run.momentum = 0, 0.0, cfg.base_momentum
+    run.defer_sync, run._nonfinite_step = True, torch.zeros((), dtype=torch.long, device=dev)   # as on a GPU: no read-back between log steps
+    run.data = SimpleNamespace(total_steps=10**6, warmup_steps=0, steps_per_epoch=10**6, on_device=None)
+    run.out = Path(TMP.name)   # an empty run folder: a finiteness error finds no checkpoint in it
+    return run
 
 
-def make_step(cfg, model, opt, scaler, dtype, forward):
+def make_step(run):
+    "One optimizer step of the trainer (`Pretraining.train_step`) on the batch (v1, v2); the loss stays on the device."
+    stop = StopRequest()   # never entered: no signal handlers
     def step(i, v1, v2):
-        with torch.autocast(dev.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            loss = forward(v1, v2, *multires_sizes(cfg, i, 0))
-        scaler.scale(loss).backward(); scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
-        model.update_target(0.99)
-        return loss.detach()
+        run.step = i
+        loss, _, _ = run.train_step(iter([((v1, v2), None)]), stop)
+        return loss
     return step
 
 
 FLOPS = {}
+TMP = tempfile.TemporaryDirectory(prefix='gpu_check_')   # synthetic images and empty run folders; removed at exit
 
 @part('flops')
 def _():
     from torch.utils.flop_counter import FlopCounterMode
     cfg = config()
-    model, *_ = trainer(cfg)
+    model = trainer(cfg).model
     n = 16   # the deputy band (2, 10) needs batches of 11 or more
     v1, v2 = views(n=n)
     with FlopCounterMode(display=False) as fc:
@@ -137,10 +155,12 @@ def _():
 
 def train_row(precision, channels_last=False, compile=False, multires=False):
     cfg = config(precision=precision, channels_last=channels_last, compile=compile, multires=multires)
-    model, opt, scaler, dtype = trainer(cfg)
-    forward = torch.compile(model, backend=COMPILE_BACKEND) if compile else model
-    step = make_step(cfg, model, opt, scaler, dtype, forward)
+    run = trainer(cfg)
+    step, scaler = make_step(run), run.scaler
     v1, v2 = views(channels_last)
+    if compile:
+        from torch._dynamo.utils import counters
+        counters.clear()   # its graph_break entries count what dynamo could not capture while compiling below
     t0 = time.time()
     for i in range(2 if not compile else 3): loss = step(i, v1, v2)   # warm-up (and compilation)
     sync(); warm = time.time() - t0
@@ -154,6 +174,14 @@ def train_row(precision, channels_last=False, compile=False, multires=False):
                channels_last=channels_last, compile=compile and COMPILE_BACKEND, multires=multires,
                peak_memory_gib=torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == 'cuda' else None)
     if precision == 'fp16': res['grad_scale'] = scaler.get_scale()
+    if compile:   # what dynamo could not capture, and whether the compiled network computes what the eager one does
+        model = run.model
+        res['graph_breaks'] = sum(counters['graph_break'].values())
+        res['graph_break_reasons'] = [str(k)[:200] for k in counters['graph_break']]
+        with torch.autocast(dev.type, dtype=run.dtype or torch.bfloat16, enabled=run.dtype is not None):
+            eager, compiled = model(v1, v2).float(), run.forward(v1, v2).float()   # the same weights and batch-norm statistics
+        res['compiled_vs_eager_loss_rel_diff'] = abs(compiled.item() - eager.item()) / max(abs(eager.item()), 1e-12)
+        if res['compiled_vs_eager_loss_rel_diff'] > 1e-2: raise AssertionError(f"compiled and eager losses differ: {compiled.item()} vs {eager.item()}")
     if 'per_image' in FLOPS and not multires:   # multires steps are smaller than 224: no fixed FLOP count
         res['tflops'] = FLOPS['per_image'] * ips / 1e12
         if peak.get(precision): res['fraction_of_peak'] = res['tflops'] / peak[precision]
@@ -166,10 +194,53 @@ for prec in ('bf16', 'fp16'):
 part('train/bf16/channels_last/multires')(lambda: train_row('bf16', True, False, multires=True))
 
 
-def synthetic_jpegs(n):
+def cudnn_benchmark_row():
+    "The best eager row again with cudnn.benchmark (autotuned convolution algorithms; a no-op on the CPU)."
+    torch.backends.cudnn.benchmark = True
+    try: return {**train_row('bf16', True), 'cudnn_benchmark': True}
+    finally: torch.backends.cudnn.benchmark = False
+
+part('train/bf16/channels_last/cudnn_benchmark')(cudnn_benchmark_row)
+
+
+@part('precision')
+def _():
+    "bf16 and fp16 against fp32 on the same weights and batch, through the trainer's own forward-backward: loss and gradients."
+    v1, v2 = views(True)
+    ref = {}
+    for prec in ('fp32', 'bf16', 'fp16'):
+        run = trainer(config(precision=prec, channels_last=True))
+        loss = run._forward_backward(v1, v2, 0).float().item()
+        scale = run.scaler.get_scale() if run.scaler.is_enabled() else 1.0
+        grads = torch.cat([p.grad.float().flatten() / scale for p in run.model.parameters() if p.grad is not None])
+        if prec == 'fp32': ref = dict(loss=loss, grads=grads); continue
+        cos = torch.nn.functional.cosine_similarity(grads, ref['grads'], dim=0).item()
+        ref[prec] = dict(loss=loss, loss_rel_diff=abs(loss - ref['loss']) / max(abs(ref['loss']), 1e-12), grad_cosine=cos,
+                         grad_rel_norm_diff=((grads - ref['grads']).norm() / ref['grads'].norm()).item())
+    res = dict(fp32_loss=ref['loss'], bf16=ref['bf16'], fp16=ref['fp16'])
+    bad = [k for k in ('bf16', 'fp16') if not (res[k]['loss_rel_diff'] < 0.05 and res[k]['grad_cosine'] > 0.95)]
+    if bad: raise AssertionError(f"{', '.join(bad)} far from fp32: {[res[k] for k in bad]}")
+    return res
+
+
+@part('nan_stops')
+def _():
+    "A NaN reaches the loss: the trainer's step (no per-step read-back) notes it on the device, its next finiteness check stops the run."
+    run = trainer(config())
+    step = make_step(run)
+    v1, v2 = views()
+    step(0, v1, v2)
+    run.check_finite()   # finite so far
+    step(1, v1.clone().fill_(float('nan')), v2)
+    try: run.check_finite()
+    except FloatingPointError as e: return dict(stopped=True, message=str(e)[:200])
+    raise AssertionError('a NaN loss did not stop the run')
+
+
+def synthetic_jpegs(n, name='jpegs'):
     import numpy as np
     from PIL import Image
-    root = Path(tempfile.mkdtemp(prefix='gpu_check_'))
+    root = Path(TMP.name) / name
     rng = np.random.default_rng(0)
     h, w = (48, 64) if Q else (375, 500)
     for i in range(n):
@@ -205,6 +276,52 @@ part('pipeline/cpu_workers')(lambda: pipeline_row(False))
 part('pipeline/device_augment')(lambda: pipeline_row(True))
 
 
+@part('pipeline/while_training')
+def _():
+    "The CPU-worker pipeline feeding the trainer's steps for 50 batches: images/s of the whole, and the share of it spent waiting for data."
+    from torch.utils.data import DataLoader
+    from triplet_ssl.data import dataset_info, open_dataset
+    from triplet_ssl.augment import Augmented, ResumableSampler, TwoViews, ssl_augmentation
+    batches = 50
+    root = synthetic_jpegs(B * (batches + 1), 'while_training')
+    info = dataset_info('image_folder')
+    tf = TwoViews(*(ssl_augmentation(k, SIZE, 3, info['mean'], info['std']) for k in (1, 2)))
+    v = Augmented(open_dataset('image_folder', root, 'pretrain'), tf, seed=0)
+    loader = DataLoader(v, batch_size=B, sampler=ResumableSampler(v, B), num_workers=WORKERS, drop_last=True, pin_memory=dev.type == 'cuda',
+                        persistent_workers=False)
+    step = make_step(trainer(config(precision='bf16', channels_last=True)))
+    it = iter(loader)
+    (v1, v2), _ = next(it); step(0, v1.to(dev), v2.to(dev)); sync()   # workers started, step warm
+    waited, t0, n = 0.0, time.time(), 0
+    for i in range(batches):
+        t = time.time()
+        (v1, v2), _ = next(it)
+        waited += time.time() - t
+        step(1 + i, v1.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last),
+             v2.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last))
+        n += len(v1)
+    sync(); dt = time.time() - t0
+    return dict(images_per_s=n / dt, batches=batches, waiting_for_data=waited / dt, workers=WORKERS,
+                note='a large waiting share: the GPU starves; more workers or device_augment')
+
+
+@part('ddp/2_ranks')
+def _():
+    "Two processes in a real NCCL group through torchrun and the trainer (SyncBN), when there are two GPUs."
+    if dev.type != 'cuda' or torch.cuda.device_count() < 2:
+        return dict(skipped=True, reason=f"{torch.cuda.device_count() if dev.type == 'cuda' else 0} GPU(s) here: a 2-rank NCCL group needs 2")
+    import subprocess
+    out = Path(TMP.name) / 'ddp2'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '-m', 'triplet_ssl.train', 'cpu_demo', f'out_dir={out}',
+           'max_steps=6', 'log_every=1', 'knn_bank_size=512', 'knn_test_size=256', 'sync_bn=true', 'device=cuda', 'epochs=1']
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if r.returncode != 0: raise RuntimeError(f"torchrun exited {r.returncode}: {r.stderr[-400:]}")
+    rows = [json.loads(l) for l in (out / 'steps.jsonl').read_text().splitlines()]
+    run = json.loads((out / 'run.json').read_text())
+    assert run['processes'] == 2 and len(rows) == 6 and all(math.isfinite(x['loss']) for x in rows), (run['processes'], rows)
+    return dict(backend='nccl', processes=run['processes'], steps=len(rows), final_loss=rows[-1]['loss'])
+
+
 @part('ddp')
 def _():
     import torch.distributed as dist
@@ -215,9 +332,8 @@ def _():
                             device_id=dev if dev.type == 'cuda' else None)
     try:
         cfg = config(precision='bf16', channels_last=True, sync_bn=True)
-        model, opt, scaler, dtype = trainer(cfg)
-        net = DDP(model, device_ids=[dev] if dev.type == 'cuda' else None)
-        step = make_step(cfg, model, opt, scaler, dtype, net)
+        run = trainer(cfg, net=lambda m: DDP(m, device_ids=[dev] if dev.type == 'cuda' else None))
+        model, step = run.model, make_step(run)
         v1, v2 = views(True)
         step(0, v1, v2); sync()
         t0 = time.time()
@@ -258,16 +374,21 @@ print(f"\n{gpu_name} · torch {torch.__version__} · {ARCH} at {SIZE}px, batch {
 print(f"{'part':38} {'status':8} {'img/s':>9} {'mem GiB':>8} {'TFLOP/s':>8} {'% peak':>7}  note")
 for name, r in results['parts'].items():
     status = 'skipped' if r.get('skipped') else 'ERROR' if 'error' in r else 'ok'
-    note = '' if r.get('skipped') else r.get('error', '')[:80] if 'error' in r else (
+    note = r.get('reason', '') if r.get('skipped') else r.get('error', '')[:80] if 'error' in r else (
         f"{r['train_step_gflop_per_image']:.1f} GFLOP/img (step), {r['backbone_forward_gflop_per_image']:.2f} (backbone fwd)" if name == 'flops' else
         f"{r['queries_per_s']:.0f} queries/s, {r['agreement_with_cpu']:.0%} = CPU" if name == 'knn' else
+        f"bf16 loss {r['bf16']['loss_rel_diff']:.1e} rel., grad cos {r['bf16']['grad_cosine']:.4f}; fp16 {r['fp16']['loss_rel_diff']:.1e}, "
+        f"{r['fp16']['grad_cosine']:.4f} (vs fp32)" if name == 'precision' else
+        'a NaN loss stopped the run' if name == 'nan_stops' else
+        f"waiting for data {r['waiting_for_data']:.0%} of the time" if name == 'pipeline/while_training' else
         (f"{'below' if r.get('images_per_s', 0) < best else 'above'} the best train row ({best:.0f} img/s)" if name.startswith('pipeline') else
-         f"compile+warm-up {r['warmup_s']:.0f} s" if r.get('compile') else r.get('backend', '')))
+         f"compile+warm-up {r['warmup_s']:.0f} s, {r['graph_breaks']} graph break(s), vs eager {r['compiled_vs_eager_loss_rel_diff']:.1e}"
+         if r.get('compile') else r.get('backend', '')))
     print(f"{name:38} {status:8} {fmt(r.get('images_per_s'), '{:9.0f}'):>9} {fmt(r.get('peak_memory_gib'), '{:8.1f}'):>8} {fmt(r.get('tflops'), '{:8.1f}'):>8} "
           f"{fmt(r.get('fraction_of_peak') and 100 * r['fraction_of_peak'], '{:6.1f}%'):>7}  {note}")
-Path(a.out).write_text(json.dumps(results, indent=2, default=str))
+if a.out: Path(a.out).write_text(json.dumps(results, indent=2, default=str))
 errors = [k for k, r in results['parts'].items() if 'error' in r]
 skipped = sum(bool(r.get('skipped')) for r in results['parts'].values())
-print(f"\nwrote {a.out}; {len(results['parts']) - len(errors) - skipped} parts ok, {len(errors)} failed, {skipped} skipped"
+print(f"\n{'wrote ' + a.out if a.out else 'no file written (--out FILE writes the JSON)'}; {len(results['parts']) - len(errors) - skipped} parts ok, {len(errors)} failed, {skipped} skipped"
       + (f": {', '.join(errors)}" if errors else ''))
 sys.exit(1 if errors else 0)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import torch
 from torch.utils.data import Dataset, Sampler
-from torchvision.transforms import v2
 from .data import dataset_info
 
 # %% auto 0
@@ -15,6 +14,7 @@ __all__ = ['ssl_augmentation', 'eval_transform', 'crop_flip', 'device_augmentati
 
 # %% ../nbs/02_augment.ipynb
 def _geometry(size: int, crop_scale=None):
+    from torchvision.transforms import v2   # imported where used: importing the trainer stays light
     small = size < 64
     return dict(scale=crop_scale or ((0.2, 1.0) if small else (0.08, 1.0)),
                 interpolation=v2.InterpolationMode.BILINEAR if small else v2.InterpolationMode.BICUBIC,
@@ -23,6 +23,7 @@ def _geometry(size: int, crop_scale=None):
 def ssl_augmentation(view: int, size: int = 224, channels: int = 3, mean=(0.485, 0.456, 0.406),
                      std=(0.229, 0.224, 0.225), crop_scale=None) -> v2.Compose:
     "BYOL's augmentation for `view` 1 or 2 (they differ in blur and solarize), for uint8 tensors or PIL images."
+    from torchvision.transforms import v2
     if view not in (1, 2): raise ValueError(f"view must be 1 or 2, got {view!r}.")
     if channels not in (1, 3): raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}.")
     g = _geometry(size, crop_scale)
@@ -40,6 +41,7 @@ def ssl_augmentation(view: int, size: int = 224, channels: int = 3, mean=(0.485,
 
 def eval_transform(size: int = 224, channels: int = 3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> v2.Compose:
     "Deterministic transform for features: resize (size/0.875) + center crop for large images, normalise."
+    from torchvision.transforms import v2
     steps = [v2.ToImage()]
     if size >= 64: steps += [v2.Resize(int(round(size / 0.875)), antialias=True), v2.CenterCrop(size)]
     return v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean)[:channels], list(std)[:channels])])
@@ -47,6 +49,7 @@ def eval_transform(size: int = 224, channels: int = 3, mean=(0.485, 0.456, 0.406
 # %% ../nbs/02_augment.ipynb
 def crop_flip(size: int = 224, crop_scale=None) -> v2.Compose:
     "The loader's share of `device_augment`: random resized crop and flip, as float in [0, 1]."
+    from torchvision.transforms import v2
     g = _geometry(size, crop_scale)
     return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, scale=g['scale'], antialias=True, interpolation=g['interpolation']),
                        v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True)])

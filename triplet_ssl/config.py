@@ -7,19 +7,16 @@ from __future__ import annotations
 import ast, dataclasses, math, re
 from dataclasses import dataclass, asdict
 from pathlib import Path
-import yaml
-from .losses import deputy_band
-from .data import dataset_info
-from .models import METHODS, check_arch
-from .runs import _first_line, check_loggers
+import yaml   # no torch here: `--help` and argument errors answer before torch loads (the checks import what they need)
 from .cli import did_you_mean
 
 # %% auto 0
 __all__ = ['CHOICES', 'LAUNCH_KEYS', 'CONFIG_GROUPS', 'Config', 'config_fields', 'config_dict', 'coerce_fields', 'read_params',
-           'load_config']
+           'load_config', 'pretrain_arguments']
 
 # %% ../nbs/08_config.ipynb
-CHOICES = dict(method=tuple(METHODS), precision=('auto', 'fp32', 'bf16', 'fp16', 'fp64'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
+CHOICES = dict(method=('triplet', 'byol', 'simclr', 'mocov2'),   # triplet_ssl.models.METHODS (tested below)
+               precision=('auto', 'fp32', 'bf16', 'fp16', 'fp64'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
                bad_images=('fail', 'skip'))
 LAUNCH_KEYS = ('gpus', 'nodes', 'node_rank', 'master_addr', 'master_port')
 
@@ -82,6 +79,8 @@ class Config:
 
     def __post_init__(self):
         coerce_fields(self)
+        from triplet_ssl.data import dataset_info; from triplet_ssl.losses import deputy_band   # torch loads here, not at import
+        from triplet_ssl.models import check_arch; from triplet_ssl.runs import check_loggers
         check_arch(self.arch)
         self.loggers = check_loggers(self.loggers)
         for name, choices in CHOICES.items():
@@ -181,6 +180,7 @@ def config_dict(cfg: Config) -> dict:
 def _yaml_error(e: yaml.YAMLError, where: str, text: str) -> str:
     "A YAML syntax error as one line: where, the line it is on, what is wrong."
     mark = getattr(e, 'problem_mark', None)
+    from triplet_ssl.runs import _first_line
     problem = getattr(e, 'problem', None) or _first_line(e)
     if mark is None: return f"{where}: not valid YAML ({problem})."
     line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ''
@@ -226,3 +226,21 @@ def load_config(path=None,      # a YAML file of parameter: value (None: only th
     "A `Config` from a YAML file, then `key=value` strings (values parsed as YAML), then keyword arguments; launch keys are dropped."
     params = read_params(Config, path, overrides, LAUNCH_KEYS, **kwargs)
     return Config(**{k: v for k, v in params.items() if k not in LAUNCH_KEYS})
+
+# %% ../nbs/08_config.ipynb
+def pretrain_arguments(argv: list[str], usage: str) -> tuple[Path | None, list[str]]:
+    """The config file (a path or a preset's name) and `key=value` overrides of the pretraining command, checked without
+    torch: `--help` prints the parameters and exits; a missing file, an unknown key or a mistyped value exits with one `error:` line."""
+    from triplet_ssl.cli import format_help, preset_path   # torch-free, as this module is
+    if argv and argv[0] in ('-h', '--help'):
+        print(format_help(Config, usage, Config.__doc__, CONFIG_GROUPS)); raise SystemExit(0)
+    path = argv[0] if argv and '=' not in argv[0] else None
+    overrides = list(argv[1:] if path else argv)
+    try:
+        path = path and preset_path(path)
+        params = read_params(Config, path, overrides, LAUNCH_KEYS)
+        probe = object.__new__(Config)   # the fields' types, checked without __post_init__'s checks (those need torch)
+        for f in dataclasses.fields(Config): setattr(probe, f.name, params.get(f.name, f.default))
+        coerce_fields(probe)
+    except (ValueError, FileNotFoundError) as e: raise SystemExit(f"error: {e}") from None
+    return path, overrides

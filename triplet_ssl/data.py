@@ -11,9 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
-from torchvision.transforms import v2
-from PIL import Image
-from torchvision.datasets.folder import find_classes, make_dataset, IMG_EXTENSIONS
+from PIL import Image   # torchvision is imported where an image file is read: importing the trainer stays light
 
 # %% auto 0
 __all__ = ['FASHION_MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'REPO_DATA', 'BUNDLED_FASHION_MNIST', 'SYSU_IMAGE_EXTENSIONS',
@@ -167,10 +165,11 @@ class FileImageDataset(Dataset):
         self.labels = torch.tensor([y for _, y in samples])
     def __len__(self): return len(self.samples)
     def __getitem__(self, i):
+        from torchvision.transforms.v2.functional import pil_to_tensor
         for attempt in range(len(self)):
             path, label = self.samples[(i + attempt) % len(self)]
             try:
-                with Image.open(path) as im: return v2.functional.pil_to_tensor(im.convert('RGB')), label
+                with Image.open(path) as im: return pil_to_tensor(im.convert('RGB')), label
             except Exception as e:
                 msg = f"Cannot read image {path}: {type(e).__name__}: {e}"
                 if self.bad_images == 'fail': raise RuntimeError(msg + ". Fix or remove the file, or set bad_images='skip'.") from None
@@ -181,6 +180,7 @@ def image_folder(root, bad_images: str = 'fail') -> FileImageDataset:
     "A torchvision ImageFolder-style tree (ROOT/<class>/<image>)."
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"Image folder {str(root)!r} does not exist.")
+    from torchvision.datasets.folder import find_classes, make_dataset, IMG_EXTENSIONS
     classes, class_to_idx = find_classes(str(root))
     return FileImageDataset(make_dataset(str(root), class_to_idx, IMG_EXTENSIONS), classes, bad_images)
 
@@ -241,11 +241,12 @@ class Sysu30kTrain(Dataset):
 
     def __len__(self): return len(self.paths)
     def __getitem__(self, i):
+        from torchvision.transforms.v2.functional import pil_to_tensor
         for attempt in range(len(self)):   # bad_images='skip': the next readable image instead
             j = (i + attempt) % len(self)
             path = self.root / self.paths[j].decode()
             try:
-                with Image.open(path) as im: x = v2.functional.pil_to_tensor(im.convert('RGB'))
+                with Image.open(path) as im: x = pil_to_tensor(im.convert('RGB'))
             except Exception as e:
                 if self.bad_images == 'fail': raise RuntimeError(f"Cannot read image {path}: {e}. Fix or remove it, or pass bad_images='skip'.") from None
                 warnings.warn(f"Cannot read image {path}: {e}; skipped (bad_images='skip')."); continue

@@ -10,7 +10,8 @@ import torch.distributed as dist
 
 # %% auto 0
 __all__ = ['init_distributed', 'is_main', 'world_size', 'barrier', 'all_reduce_mean', 'free_port', 'launch', 'shard',
-           'all_gather_uneven', 'all_reduce_sum', 'gather_shards', 'GlooSyncBatchNorm', 'convert_sync_batchnorm']
+           'all_gather_uneven', 'all_reduce_sum', 'gather_shards', 'GlooSyncBatchNorm', 'convert_sync_batchnorm',
+           'cpu_threads']
 
 # %% ../nbs/03_distributed.ipynb
 def _restart_store(world: int) -> dict:
@@ -161,3 +162,13 @@ def convert_sync_batchnorm(module: nn.Module,      # a network holding BatchNorm
         return new
     for name, child in module.named_children(): setattr(module, name, convert_sync_batchnorm(child, device))
     return module
+
+# %% ../nbs/03_distributed.ipynb
+def cpu_threads(num_workers: int, local_processes: int = 1, passive: bool | None = None) -> int:
+    """Intra-op threads for a CPU training process: its share of the cores, less one per loader worker when OpenMP's idle
+    threads spin (`passive` False: torch was loaded without OMP_WAIT_POLICY=PASSIVE); never more than torch has now."""
+    import triplet_ssl
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    share = max(1, cores // local_processes)
+    if not (triplet_ssl.OMP_PASSIVE if passive is None else passive): share = max(1, share - num_workers)
+    return min(share, torch.get_num_threads())

@@ -8,8 +8,6 @@ import copy, math
 import torch
 import torch.nn.functional as F
 from torch import nn
-import torchvision
-from torchvision.models.resnet import BasicBlock
 from .losses import truncated_triplet_loss
 
 # %% auto 0
@@ -18,6 +16,7 @@ __all__ = ['ARCHS', 'METHODS', 'METHOD_DEFAULTS', 'narrow_resnet', 'build_backbo
 
 # %% ../nbs/04_models.ipynb
 def _torchvision_resnet(name, channels, cifar_stem):
+    import torchvision   # imported where used: importing the trainer stays light
     net = getattr(torchvision.models, name)(weights=None)
     if cifar_stem or channels != 3:
         net.conv1 = nn.Conv2d(channels, 64, kernel_size=3 if cifar_stem else 7, stride=1 if cifar_stem else 2,
@@ -29,6 +28,7 @@ def _torchvision_resnet(name, channels, cifar_stem):
 
 def narrow_resnet(channels: int = 1, width: int = 32) -> nn.Module:
     "A small ResNet (a 3×3 stem, then three stride-2 BasicBlocks of width w, 2w, 4w) that trains fast on a CPU."
+    from torchvision.models.resnet import BasicBlock
     def block(cin, cout, stride):
         down = None if stride == 1 and cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
         return BasicBlock(cin, cout, stride, downsample=down)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_runs.ipynb 3
 from __future__ import annotations
-import contextlib, errno, hashlib, io, json, os, pickle, platform, random, re, shutil, signal, socket, subprocess, sys, time, warnings, zipfile
+import atexit, contextlib, errno, hashlib, io, json, os, pickle, platform, random, re, shutil, signal, socket, subprocess, sys, time, warnings, zipfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -418,6 +418,16 @@ def loader_worker_init(worker_id):
     whole process group, and a worker that died first would make the main process fail instead of checkpointing."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.signal(signal.SIGINT, signal.SIG_IGN)
     np.random.seed(torch.initial_seed() % 2**32)
+
+def _end_loader_workers():
+    """At interpreter exit, before multiprocessing's exit handler (which SIGTERMs its daemonic children, then waits for them):
+    live loaders whose workers ignore SIGTERM (`loader_worker_init`) shut them down as a finished loader does."""
+    import gc
+    from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
+    for it in gc.get_objects():
+        if type(it) is _MultiProcessingDataLoaderIter and it._worker_init_fn is loader_worker_init: it._shutdown_workers()   # type(): no proxies
+
+atexit.register(_end_loader_workers)   # torch registered multiprocessing's handler first: this one runs before it
 
 def nonfinite_tensor(model: torch.nn.Module) -> str | None:
     "The name of the first parameter or buffer holding a NaN or an infinity, or None (one device sync)."

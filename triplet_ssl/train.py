@@ -5,6 +5,10 @@
 # %% ../nbs/11_train.ipynb 3
 from __future__ import annotations
 import contextlib, errno, json, math, os, sys, time, uuid, warnings
+from .config import pretrain_arguments   # torch-free: the command answers --help and bad arguments before torch loads (below)
+_USAGE = "python -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\n       torchrun --nproc_per_node=N -m triplet_ssl.train [CONFIG.yaml] [key=value ...]"
+if os.path.basename(sys.argv[0]) == 'triplet-ssl-train' or __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', '') == 'triplet_ssl.train':
+    pretrain_arguments(sys.argv[1:], _USAGE)
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -17,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from .data import count_classes, dataset_info, open_dataset, subset_dataset
 from .augment import Augmented, ResumableSampler, device_views, eval_transform, ssl_views
-from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed, launch
+from .distributed import all_reduce_mean, barrier, convert_sync_batchnorm, cpu_threads, init_distributed, launch
 from .models import SiameseSSL, TripletSSL, build_backbone, build_ssl, momentum_schedule
 from .optim import build_optimizer, lr_at
 from .runs import (RESUME_KEYS, MetricsLog, RunError, StopRequest, check_run_folder, checkpoint_path, latest_checkpoint,
@@ -108,8 +112,9 @@ class Pretraining:
         self.cfg, self.progress, self.cleanup = cfg, progress, cleanup
         self.rank, self.world, self.device = init_distributed(cfg.device)
         self.main = self.rank == 0
-        if self.device.type == 'cpu' and self.world > 1:   # share the cores between the local processes
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', self.world))))
+        if self.device.type == 'cpu':   # share the cores between the local processes and their loader workers; restored after
+            cleanup.callback(torch.set_num_threads, torch.get_num_threads())
+            torch.set_num_threads(cpu_threads(cfg.num_workers, int(os.environ.get('LOCAL_WORLD_SIZE', self.world))))
         self.out = _open_run_folder(cfg, self.main, self.world, self.device, cleanup)
         self.dtype = autocast_dtype(cfg.precision, self.device)
         if cfg.precision == 'fp16' and self.device.type != 'cuda': raise ValueError("precision='fp16' needs a GPU; use 'bf16' or 'fp32' on CPUs.")
@@ -117,6 +122,7 @@ class Pretraining:
         self.data = build_data(cfg, self.rank, self.world, self.device)
         self._build_model()
         self.step, self.lr, self.momentum, self.log, self.t0 = 0, 0.0, cfg.base_momentum, None, time.time()
+        self.defer_sync, self._nonfinite_step = self.device.type == 'cuda', torch.zeros((), dtype=torch.long, device=self.device)   # train_step
         self.resumed_from = self._restore()
         self.net = DDP(self.model, device_ids=[self.device] if self.device.type == 'cuda' else None) if self.world > 1 else self.model
         self.forward = torch.compile(self.net) if cfg.compile else self.net
@@ -201,9 +207,11 @@ def train_one_epoch(self: Pretraining, stop: StopRequest):
         e['losses'].append(loss); e['seen'] += d.global_batch
         if self.step % cfg.log_every == 0: self.check_finite()
         if self.main:
-            bar.set_postfix(loss=f'{loss:.4f}', lr=f'{self.lr:.3g}', refresh=False)   # the bar redraws at its own pace
+            if self.step % cfg.log_every == 0 or not self.defer_sync:   # the bar redraws at its own pace
+                bar.set_postfix(loss=f'{float(loss):.4f}', lr=f'{self.lr:.3g}', refresh=False)
             if self.step % cfg.log_every == 0:
-                self.log.log_step(self.step, loss=loss, lr=self.lr, momentum=self.momentum, images_per_s=e['seen'] / self.epoch_seconds(), **stats)
+                self.log.log_step(self.step, loss=float(loss), lr=self.lr, momentum=self.momentum, images_per_s=e['seen'] / self.epoch_seconds(),
+                                  **{k: float(v) for k, v in stats.items()})
         if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0: self.checkpoint(epoch)
         if stopping:
             self.checkpoint(epoch); barrier()
@@ -214,7 +222,8 @@ def train_one_epoch(self: Pretraining, stop: StopRequest):
 @patch
 def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, dict, bool]:
     """One optimizer step: `accum_steps` micro-batches forward and backward, the update, the EMA target. Returns the loss and
-    the loss's diagnostics averaged over the processes, and whether any process was asked to stop (one all-reduce)."""
+    the loss's diagnostics averaged over the processes (with `defer_sync`, on GPUs: device tensors, read at log steps), and whether
+    any process was asked to stop (one all-reduce)."""
     cfg, d = self.cfg, self.data
     self.lr, self.momentum = lr_at(self.step, d.total_steps, d.warmup_steps, cfg.lr), momentum_schedule(self.step, d.total_steps, cfg.base_momentum)
     for g in self.opt.param_groups: g['lr'] = self.lr
@@ -226,8 +235,9 @@ def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, di
         for k, v in getattr(self.model, 'stats', {}).items(): stats[k] = stats.get(k, 0) + v.double() / cfg.accum_steps
     stopping = torch.tensor(float(stop.signal is not None), device=self.device, dtype=torch.float64)
     reduced = all_reduce_mean(torch.stack([total, stopping, *stats.values()]))
-    loss = reduced[0].item()
-    if not math.isfinite(loss):
+    if self.defer_sync:   # no host sync: the first non-finite step stays on the device until `check_finite` (every log_every steps)
+        self._nonfinite_step = torch.where(self._nonfinite_step > 0, self._nonfinite_step, (~torch.isfinite(reduced[0])).long() * (self.step + 1))
+    elif not math.isfinite(loss := reduced[0].item()):
         last = latest_checkpoint(self.out, require=RESUME_KEYS)[0] if self.main else None
         raise FloatingPointError(f"Loss became {loss} at step {self.step} (epoch {self.step // d.steps_per_epoch + 1}); the run stopped before "
                                  f"updating the weights{f', and {last} holds the last saved state' if last else ''}. Lower lr (now {cfg.lr}) "
@@ -236,6 +246,9 @@ def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, di
     self.model.update_target(self.momentum)
     if self.probe is not None: self.probe.step()
     self.step += 1
+    if self.defer_sync:   # the stop flag is read where every process reads it: at log steps (one process: the signal itself)
+        stopping = stop.signal is not None if self.world == 1 else self.step % cfg.log_every == 0 and bool(reduced[1] > 0)
+        return reduced[0], dict(zip(stats, reduced[2:])), stopping
     return loss, dict(zip(stats, reduced[2:].tolist())), reduced[1].item() > 0
 
 @patch
@@ -253,11 +266,18 @@ def _forward_backward(self: Pretraining, v1, v2, micro: int) -> torch.Tensor:
     return loss
 
 # %% ../nbs/11_train.ipynb
+def _floats(xs: list) -> list:
+    "A list of losses as floats: device tensors (defer_sync) read back in one transfer."
+    ts = [x for x in xs if torch.is_tensor(x)]
+    vals = iter(torch.stack(ts).tolist() if ts else ())
+    return [next(vals) if torch.is_tensor(x) else x for x in xs]
+
 @patch
 def end_epoch(self: Pretraining, epoch: int):
     """The end of an epoch (or of the run): a checkpoint (after the finiteness check), then kNN every `knn_every` epochs and after
     the last, and the epoch's row. A row is never logged before its checkpoint; resuming from that checkpoint redoes them exactly."""
     cfg, step, e = self.cfg, self.step, self.epoch_log
+    e['losses'] = _floats(e['losses'])   # with defer_sync, device tensors: one read-back per epoch
     if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0): self.checkpoint(epoch + 1)
     knn = None
     if step == self.data.total_steps or (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0):   # on every process
@@ -279,6 +299,9 @@ def end_epoch(self: Pretraining, epoch: int):
 @patch
 def check_finite(self: Pretraining):
     "Every process checks every parameter and buffer; a non-finite one stops the run before anything of it is saved."
+    if (bad := int(self._nonfinite_step)) > 0:   # defer_sync (GPUs): a loss went non-finite
+        raise FloatingPointError(f"Loss became non-finite at step {bad - 1} (epoch {(bad - 1) // self.data.steps_per_epoch + 1}); the run stopped at "
+                                 f"step {self.step}, saving nothing since. Lower lr (now {self.cfg.lr}) or use precision='fp32', then resume=auto.")
     bad = nonfinite_tensor(self.model)
     if self.world > 1 and all_reduce_mean(torch.tensor(float(bad is not None), device=self.device)).item() > 0: bad = bad or 'a tensor on another process'
     if bad:
@@ -297,7 +320,7 @@ def checkpoint(self: Pretraining, epoch: int):
     self.check_finite()
     if not self.main: return
     e = self.epoch_log
-    log = dict(e, seconds=self.epoch_seconds(), lr=self.lr, momentum=self.momentum, end_pending=self.step % self.data.steps_per_epoch == 0 or self.step == self.data.total_steps)
+    log = dict(e, losses=_floats(e['losses']), seconds=self.epoch_seconds(), lr=self.lr, momentum=self.momentum, end_pending=self.step % self.data.steps_per_epoch == 0 or self.step == self.data.total_steps)
     save_checkpoint(checkpoint_path(self.out, self.step), run_id=self.run_id, model=self.model.state_dict(), optimizer=self.opt.state_dict(),
                     scaler=self.scaler.state_dict(), step=self.step, epoch=epoch, world_size=self.world, config=config_dict(self.cfg),
                     rng=rng_state(), epoch_log=log, **({'online_linear': self.probe.state_dict()} if self.probe is not None else {}))
@@ -342,16 +365,8 @@ def run(cfg: Config,                     # every parameter of the run
     return Path(cfg.out_dir)
 
 def main(argv=None):
-    from triplet_ssl.cli import format_help, preset_path
-    argv = sys.argv[1:] if argv is None else argv
-    if {'-h', '--help'} & set(argv):
-        print(format_help(Config, "python -m triplet_ssl.train [CONFIG.yaml] [key=value ...]\n"
-                          "       torchrun --nproc_per_node=N -m triplet_ssl.train [CONFIG.yaml] [key=value ...]", Config.__doc__, CONFIG_GROUPS))
-        return
-    path = argv[0] if argv and '=' not in argv[0] else None
-    try:
-        cfg = load_config(path and preset_path(path), argv[1:] if path else argv)   # a file, or a preset's name (cpu_demo)
-        print(f"run folder: {train(cfg)}")
+    path, overrides = pretrain_arguments(sys.argv[1:] if argv is None else argv, _USAGE)   # --help, bad arguments (08_config); a file or a preset
+    try: print(f"run folder: {train(load_config(path, overrides))}")
     except (ValueError, FileNotFoundError, FloatingPointError, RunError) as e: raise SystemExit(f"error: {e}") from None
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
