@@ -20,7 +20,7 @@ def test_experiment_committed_executed(path):
     assert any(c.get('outputs') for c in cells), \
         f"nbs/experiments/{path.name} has no outputs: execute it with papermill (--log-output) and `python tools/record_experiment.py OUT.ipynb`"
     record = ''.join(text_of(o) for o in cells[-1].get('outputs', []))
-    assert 'wall time' in record and re.search(r'(?m)^command: (\w+=\S* )*papermill ', record), \
+    assert 'wall time' in record.lower() and re.search(r'(?mi)^command: (\w+=\S* )*papermill ', record), \
         (f"nbs/experiments/{path.name} does not end with the record of a papermill execution (date, command, wall time): "
          f"its last cell printed {record[-300:]!r}")
 

@@ -61,6 +61,7 @@ class EvalConfig:
     device: str = 'auto'            # 'auto' (a GPU if there is one), 'cpu', 'cuda'
     seed: int = 0                   # seeds the classifier, the data order, the crops and the label subset
     out_dir: str | None = None      # None: <checkpoint folder>/eval_<protocol>[_<pct>pct]
+    overwrite: bool = False         # replace results.json of another evaluation (other settings or checkpoint) in out_dir
     loggers: object = ('tensorboard',)  # experiment trackers (process 0) for the results: 'tensorboard', 'wandb' (offline unless WANDB_MODE is set), 'mlflow' (./mlflow.db unless MLFLOW_TRACKING_URI is set)
 
     def __post_init__(self):
@@ -301,14 +302,14 @@ def linear_eval_features(train_f: torch.Tensor,     # (n, d) features of the lab
 # %% ../nbs/12_linear.ipynb
 def open_results_folder(out: Path, cfg: EvalConfig, checkpoint):
     """Create the evaluation's folder `out`; refuse one whose results.json records another evaluation (another checkpoint
-    or other settings), which is never replaced, or a folder that cannot be written (e.g. beside a read-only checkpoint)."""
+    or other settings), which is never replaced without `cfg.overwrite`, or a folder that cannot be written (e.g. beside a read-only checkpoint)."""
     p, mine = out / 'results.json', json.loads(json.dumps(asdict(cfg), default=list))
     old = json.loads(p.read_text()) if p.is_file() else {}
-    changed = {k: (v, mine.get(k)) for k, v in old.get('config', {}).items() if k not in ('num_workers', 'device', 'out_dir') and mine.get(k) != v}
+    changed = {k: (v, mine.get(k)) for k, v in old.get('config', {}).items() if k not in ('num_workers', 'device', 'out_dir', 'overwrite') and mine.get(k) != v}
     if old and Path(old.get('checkpoint', '')).name != Path(checkpoint).name: changed['checkpoint'] = (old.get('checkpoint'), str(checkpoint))
-    if changed:
+    if changed and not cfg.overwrite:
         raise ValueError(f"{p} holds the results of another evaluation (before, now: {changed}); they are kept. Give this one its own "
-                         f"folder with out_dir=..., or delete that results.json to replace it.")
+                         f"folder with out_dir=..., or pass overwrite=true to replace them.")
     try: out.mkdir(parents=True, exist_ok=True); (out / '.write_test').touch(); (out / '.write_test').unlink()
     except OSError as e:
         raise ValueError(f"cannot write the evaluation's results to {out} ({e.strerror}): pass out_dir=<a writable folder>.") from None
