@@ -75,7 +75,7 @@ def documented_commands() -> list[tuple[str, str]]:
         for p in [*sorted((REPO / 'nbs').glob('[0-9]*.ipynb')), *EXPERIMENTS]]
     return [(p.relative_to(REPO).as_posix(), line) for p, text in pages for line in text.splitlines()
             if re.search(r'papermill nbs/experiments/\w+\.ipynb \S', line)
-            and not re.search(r'\d{4}-\d\d-\d\d \d\d:\d\d', line)]   # a record of an execution (dated) shows the command as it ran
+            and not re.search(r'\d{4}-\d\d-\d\d[ T]\d\d:\d\d', line)]   # a record of an execution (dated) shows the command as it ran
 
 
 def test_documented_commands_create_their_folder():

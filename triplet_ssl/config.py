@@ -232,7 +232,7 @@ def pretrain_arguments(argv: list[str], usage: str) -> tuple[Path | None, list[s
     """The config file (a path or a preset's name) and `key=value` overrides of the pretraining command, checked without
     torch: `--help` prints the parameters and exits; a missing file, an unknown key or a mistyped value exits with one `error:` line."""
     from triplet_ssl.cli import format_help, preset_path   # torch-free, as this module is
-    if argv and argv[0] in ('-h', '--help'):
+    if {'-h', '--help'} & set(argv):   # anywhere on the line, as argparse does
         print(format_help(Config, usage, Config.__doc__, CONFIG_GROUPS)); raise SystemExit(0)
     path = argv[0] if argv and '=' not in argv[0] else None
     overrides = list(argv[1:] if path else argv)
