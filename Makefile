@@ -70,7 +70,7 @@ experiment: setup data
 
 # Export in sync, every library notebook's tests (nbdev_test), and the pytest suite, in one pytest run.
 test: setup data chromium
-	$(PY) -m pytest tests -v -rs -p no:cacheprovider
+	$(PY) -m pytest tests -v -rs --durations=25 -p no:cacheprovider
 
 # The fast tier for iterating (about 3 minutes): no whole runs, no multi-process tests. CI runs `make test`.
 test-fast: setup data
