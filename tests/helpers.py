@@ -36,3 +36,11 @@ def tiny(**params) -> dict:
 def as_args(params: dict) -> list[str]:
     "The same parameters as command-line overrides `key=value`."
     return [f'{k}={v}' for k, v in params.items()]
+
+
+def spawn_ranks(worker, world: int, tmp) -> list:
+    """Run `worker(rank, init_method, out_dir)` in `world` gloo processes (a file rendezvous in `tmp`); each saves its
+    results to `out_dir/rank{rank}.pt`: returns them in rank order."""
+    import torch, torch.multiprocessing as mp
+    mp.spawn(worker, args=(f'file://{tmp}/rendezvous', str(tmp)), nprocs=world, join=True)
+    return [torch.load(Path(tmp) / f'rank{r}.pt') for r in range(world)]

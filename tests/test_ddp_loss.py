@@ -8,8 +8,8 @@ other process's gradient for this process's targets, so those match 2x the singl
 """
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import pytest
+from helpers import spawn_ranks
 
 from triplet_ssl.losses import truncated_triplet_loss
 
@@ -48,9 +48,7 @@ def worker(rank, init_method, out_dir):
 
 @pytest.fixture(scope='module')
 def ranks(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('ddp')
-    mp.spawn(worker, args=(f'file://{tmp}/rendezvous', str(tmp)), nprocs=WORLD, join=True)
-    return [torch.load(tmp / f'rank{r}.pt') for r in range(WORLD)]
+    return spawn_ranks(worker, WORLD, tmp_path_factory.mktemp('ddp'))
 
 
 @pytest.mark.parametrize('deputy', DEPUTIES)

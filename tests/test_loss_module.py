@@ -4,8 +4,8 @@ the whole batch (the mean of the 2 processes' losses; each process's gradient is
 as in tests/test_ddp_loss.py)."""
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import pytest
+from helpers import spawn_ranks
 
 from triplet_ssl.losses import TruncatedTripletLoss, truncated_triplet_loss
 
@@ -46,9 +46,7 @@ def worker(rank, init_method, out_dir):
 
 @pytest.fixture(scope='module')
 def ranks(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('ddp')
-    mp.spawn(worker, args=(f'file://{tmp}/rendezvous', str(tmp)), nprocs=WORLD, join=True)
-    return [torch.load(tmp / f'rank{r}.pt') for r in range(WORLD)]
+    return spawn_ranks(worker, WORLD, tmp_path_factory.mktemp('ddp'))
 
 
 @pytest.mark.parametrize('deputy', DEPUTIES)
