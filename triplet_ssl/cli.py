@@ -173,7 +173,10 @@ class _AnyParent(int):
     __hash__ = int.__hash__
 
 @contextlib.contextmanager
-def kernel_parent_watch(stop, interval: float = 0.2, poller=None):
+def kernel_parent_watch(stop,                  # a `runs.StopRequest`: its `signal` is set when the parent ends
+                        interval: float = 0.2,  # seconds between two looks at the parent process
+                        poller=None,            # ipykernel's parent poller; None: the running kernel's, if any
+                       ):
     """In a Jupyter kernel (papermill, JupyterLab), turn the end of the kernel's parent process into a stop request:
     `stop.signal` is set (`runs.StopRequest`). Outside a kernel, or a kernel without a parent poller, it does nothing."""
     if poller is None:

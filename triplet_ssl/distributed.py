@@ -164,7 +164,10 @@ def convert_sync_batchnorm(module: nn.Module,      # a network holding BatchNorm
     return module
 
 # %% ../nbs/03_distributed.ipynb
-def cpu_threads(num_workers: int, local_processes: int = 1, passive: bool | None = None) -> int:
+def cpu_threads(num_workers: int,              # data-loader worker processes of this training process
+                local_processes: int = 1,      # training processes sharing this machine's cores
+                passive: bool | None = None,   # OpenMP's idle threads sleep; None: what `import triplet_ssl` found
+               ) -> int:
     """Intra-op threads for a CPU training process: its share of the cores, less one per loader worker when OpenMP's idle
     threads spin (`passive` False: torch was loaded without OMP_WAIT_POLICY=PASSIVE); never more than torch has now."""
     import triplet_ssl
