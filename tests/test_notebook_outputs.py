@@ -43,12 +43,17 @@ def test_compare_catches_stale_numbers():
     agree = lambda a, b: rn.compare(a, b, skip) == []
     assert agree(nb, copy.deepcopy(nb))
     i = printed[0]
-    text = ''.join(nb.cells[i].outputs[0]['text'])
+    # the printed text: a stream's, or a displayed result's plain text (the index's generated tables)
+    get = lambda o: o['text'] if 'text' in o else o['data']['text/plain']
+    def put(o, t):
+        if 'text' in o: o['text'] = t
+        else: o['data']['text/plain'] = t
+    text = ''.join(get(nb.cells[i].outputs[0]))
     stale = copy.deepcopy(nb)
-    stale.cells[i].outputs[0]['text'] = re.sub(r'\d+\.\d+', lambda m: f'{float(m.group()) * 1.5 + 1:.4f}', text, count=1)
+    put(stale.cells[i].outputs[0], re.sub(r'\d+\.\d+', lambda m: f'{float(m.group()) * 1.5 + 1:.4f}', text, count=1))
     assert not agree(nb, stale)
     flip = copy.deepcopy(nb)   # one unit in the last printed digit: a rounding flip, not staleness
-    flip.cells[i].outputs[0]['text'] = re.sub(r'(\d+\.)(\d+)', lambda m: m.group(1) + str(int(m.group(2)) + 1).zfill(len(m.group(2)))[-len(m.group(2)):], text, count=1)
+    put(flip.cells[i].outputs[0], re.sub(r'(\d+\.)(\d+)', lambda m: m.group(1) + str(int(m.group(2)) + 1).zfill(len(m.group(2)))[-len(m.group(2)):], text, count=1))
     assert agree(nb, flip)
     empty = copy.deepcopy(nb); empty.cells[i].outputs = []
     assert not agree(empty, nb)
