@@ -136,7 +136,7 @@ def test_trackers_get_the_run_and_its_evaluation(tmp_path, monkeypatch):
     assert [(m.step, m.value) for m in history] == [(1, pytest.approx(steps[0])), (2, pytest.approx(steps[1]))]
     assert 'metrics.epoch/knn_top1' in runs.columns and ev['metrics.eval/top1'] == pytest.approx(knn) and ev['params.protocol'] == 'knn'
     assert {a.path for a in mlflow.MlflowClient().list_artifacts(pre['run_id'])} == {'config.yaml', 'metrics.jsonl', 'steps.jsonl'}
-    assert [a.path for a in mlflow.MlflowClient().list_artifacts(ev['run_id'])] == ['results.json']
+    assert [a.path for a in mlflow.MlflowClient().list_artifacts(ev['run_id'])] == ['metrics.jsonl', 'results.json']   # its rows, its results
     assert (tmp_path / 'mlruns').is_dir()   # the artifacts: in the working directory's ./mlruns
     # W&B: the offline run files under <out_dir>/wandb, read record by record
     (run_file,) = out.glob('wandb/offline-run-*/*.wandb')

@@ -330,7 +330,7 @@ class Trackers:
         if self.mlflow: self.mlflow.log_batch(self.run, metrics=[self.entities.Metric(k, v, int(time.time() * 1000), step) for k, v in row.items()])
 
     def close(self):
-        files = [self.dir / name for name in ARTIFACTS if (self.dir / name).is_file()]
+        files = [self.dir / name for name in ARTIFACTS if (self.dir / name).is_file() and (self.dir / name).stat().st_size]   # not empty logs
         if self.tb: self.tb.close()
         if self.wandb:
             for f in files: self.wandb.save(str(f), base_path=str(self.dir.parent), policy='now')   # files/<run folder>/: W&B has its own config.yaml
