@@ -38,9 +38,17 @@ def as_args(params: dict) -> list[str]:
     return [f'{k}={v}' for k, v in params.items()]
 
 
-def spawn_ranks(worker, world: int, tmp) -> list:
-    """Run `worker(rank, init_method, out_dir)` in `world` gloo processes (a file rendezvous in `tmp`); each saves its
-    results to `out_dir/rank{rank}.pt`: returns them in rank order."""
+
+def _run_rank(rank, compute, world, init_method, out_dir):
+    import torch, torch.distributed as dist
+    dist.init_process_group('gloo', init_method=init_method, rank=rank, world_size=world)
+    try: torch.save(compute(rank), f'{out_dir}/rank{rank}.pt')
+    finally: dist.destroy_process_group()
+
+
+def spawn_ranks(compute, world: int, tmp) -> list:
+    """`compute(rank)` in each of `world` gloo processes (a file rendezvous in `tmp`, the group set up and torn down
+    around it): returns what each returned, in rank order."""
     import torch, torch.multiprocessing as mp
-    mp.spawn(worker, args=(f'file://{tmp}/rendezvous', str(tmp)), nprocs=world, join=True)
+    mp.spawn(_run_rank, args=(compute, world, f'file://{tmp}/rendezvous', str(tmp)), nprocs=world, join=True)
     return [torch.load(Path(tmp) / f'rank{r}.pt') for r in range(world)]

@@ -3,7 +3,6 @@
 the whole batch (the mean of the 2 processes' losses; each process's gradient is 2x the single-process one for its rows,
 as in tests/test_ddp_loss.py)."""
 import torch
-import torch.distributed as dist
 import pytest
 from helpers import spawn_ranks
 
@@ -27,21 +26,18 @@ def grads(fn, *tensors):
     return [loss.detach(), *[x.grad for x in xs]]
 
 
-def worker(rank, init_method, out_dir):
-    dist.init_process_group('gloo', init_method=init_method, rank=rank, world_size=WORLD)
-    try:
-        mine = slice(rank * N, (rank + 1) * N)
-        p0, z0, p1, z1 = (x[mine] for x in batch())
-        results = {}
-        for deputy in DEPUTIES:
-            crit = TruncatedTripletLoss(deputy, gather_distributed=True)
-            results['module', deputy] = grads(crit, p0, z1)
-            results['function', deputy] = grads(lambda p, t: truncated_triplet_loss(p, t, deputy=deputy, negatives='global'), p0, z1)
-            results['symmetric', deputy] = grads(crit.symmetric, p0, z0, p1, z1)
-        results['local'] = grads(TruncatedTripletLoss((2, 10)), p0, z1)
-        torch.save(results, f'{out_dir}/rank{rank}.pt')
-    finally:
-        dist.destroy_process_group()
+def worker(rank):
+    "This rank's results (its slice of the batch, global negatives gathered from every rank)."
+    mine = slice(rank * N, (rank + 1) * N)
+    p0, z0, p1, z1 = (x[mine] for x in batch())
+    results = {}
+    for deputy in DEPUTIES:
+        crit = TruncatedTripletLoss(deputy, gather_distributed=True)
+        results['module', deputy] = grads(crit, p0, z1)
+        results['function', deputy] = grads(lambda p, t: truncated_triplet_loss(p, t, deputy=deputy, negatives='global'), p0, z1)
+        results['symmetric', deputy] = grads(crit.symmetric, p0, z0, p1, z1)
+    results['local'] = grads(TruncatedTripletLoss((2, 10)), p0, z1)
+    return results
 
 
 @pytest.fixture(scope='module')
