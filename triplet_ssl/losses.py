@@ -13,7 +13,9 @@ import torch.nn.functional as F
 __all__ = ['deputy_band', 'pairwise_distance', 'gather_negatives', 'truncated_triplet_loss', 'TruncatedTripletLoss']
 
 # %% ../nbs/00_losses.ipynb
-def deputy_band(deputy, n_neg: int) -> tuple[int, int]:
+def deputy_band(deputy,      # 'median', 'hardest', an int rank k >= 1 (1 = most similar negative), a float quantile q in (0, 1), or an inclusive (lo, hi) rank band (a list too)
+                n_neg: int,  # negatives per row: the rows ranked against minus 1 (this process's batch, or every process's with negatives='global')
+               ) -> tuple[int, int]:
     "1-based inclusive rank band `(lo, hi)` of the negatives that `deputy` averages, for `n_neg` negatives per row."
     if isinstance(deputy, list): deputy = tuple(deputy)
     if deputy == 'hardest': lo = hi = 1
@@ -40,8 +42,10 @@ def deputy_band(deputy, n_neg: int) -> tuple[int, int]:
     return lo, hi
 
 # %% ../nbs/00_losses.ipynb
-def pairwise_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    "d[i, j] = -2 cos(pred_i, target_j) = ||p_i - t_j||^2 - 2 for unit vectors, in float32 (float64 inputs stay float64)."
+def pairwise_distance(pred: torch.Tensor,    # (n, d) predictions, any norm (each row is L2-normalised here)
+                      target: torch.Tensor,  # (m, d) targets, any norm (each row is L2-normalised here)
+                     ) -> torch.Tensor:
+    "The (n, m) distances d[i, j] = -2 cos(pred_i, target_j) = ||p_i - t_j||^2 - 2 for unit vectors, in float32 (float64 inputs stay float64)."
     return -2 * F.normalize(_wide(pred), dim=1) @ F.normalize(_wide(target), dim=1).T
 
 def _wide(x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +69,9 @@ class _GatherRows(torch.autograd.Function):
         return grad[dist.get_rank() * n:(dist.get_rank() + 1) * n]
 
 # %% ../nbs/00_losses.ipynb
-def gather_negatives(target: torch.Tensor, negatives: str = 'local') -> tuple[torch.Tensor, int]:
+def gather_negatives(target: torch.Tensor,      # (n, d) this process's target projections
+                     negatives: str = 'local',  # 'local': `target` itself; 'global': every process's rows in rank order, gradients sent back to their owners (one process or no process group: 'local')
+                    ) -> tuple[torch.Tensor, int]:
     "The targets the local rows are ranked against, and the column of local row 0's positive among them."
     if negatives not in ('local', 'global'):
         raise ValueError(f"Unknown negatives {negatives!r}: use 'local' (each process mines its own batch, "
@@ -112,7 +118,12 @@ from torch import nn
 
 class TruncatedTripletLoss(nn.Module):
     "`truncated_triplet_loss` as a loss module: `loss_fn(pred, target)`, or `loss_fn.symmetric(p0, z0, p1, z1)` for two views."
-    def __init__(self, deputy=(2, 10), gamma: float = 2.0, margin: float = 100.0, gather_distributed: bool = False):
+    def __init__(self,
+                 deputy=(2, 10),                    # the negative each anchor uses, as in `truncated_triplet_loss`; default: the mean over the negatives ranked 2 to 10 (1 = most similar)
+                 gamma: float = 2.0,                # weight of the positive distance in max(0, gamma*d_ap - d_an + margin)
+                 margin: float = 100.0,             # margin of the hinge (distances lie in [-2, 2]: at 100 it never switches off)
+                 gather_distributed: bool = False,  # True: rank against the targets of every process (negatives='global'); False: this process's batch, as in the paper
+                ):
         super().__init__()
         deputy_band(deputy, 10**9)   # an unknown deputy fails here (the batch size is checked at each call)
         for name, value in (('gamma', gamma), ('margin', margin)):

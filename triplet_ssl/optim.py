@@ -14,7 +14,13 @@ __all__ = ['LR_SCHEDULES', 'LARS', 'param_groups', 'build_optimizer', 'lr_at', '
 # %% ../nbs/05_optim.ipynb
 class LARS(torch.optim.Optimizer):
     "SGD with momentum and layer-wise trust ratios; groups with `lars_exclude=True` (biases, BN) skip decay and adaptation."
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, eta: float = 0.001):
+    def __init__(self,
+                 params,                     # parameters, or groups of them such as `param_groups(model, weight_decay)`; a group's own keys override the defaults below
+                 lr: float,                  # learning rate (>= 0), applied inside the momentum buffer: buf = momentum*buf + lr*update; p -= buf
+                 momentum: float = 0.9,      # momentum of that buffer
+                 weight_decay: float = 0.0,  # L2 coefficient added to the gradient before the trust ratio (groups with lars_exclude=True get none)
+                 eta: float = 0.001,         # trust coefficient: the update of a weight is scaled by eta*||w|| / (||g|| + weight_decay*||w||)
+                ):
         if lr < 0: raise ValueError(f"lr must be >= 0, got {lr}.")
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars_exclude=False))
 
@@ -40,7 +46,9 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 # %% ../nbs/05_optim.ipynb
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module,     # the network: its parameters with requires_grad are split, frozen ones left out
+                 weight_decay: float,  # decay of the first group (tensors of 2 or more dims: conv and linear weights); the second gets 0
+                ) -> list[dict]:
     "Two groups: weights with decay and LARS adaptation; biases and normalisation parameters (1-d tensors) without either."
     decay, no_decay = [], []
     for p in model.parameters():
@@ -48,7 +56,12 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [dict(params=decay, weight_decay=weight_decay, lars_exclude=False),
             dict(params=no_decay, weight_decay=0.0, lars_exclude=True)]
 
-def build_optimizer(name: str, model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(name: str,            # 'lars' (`LARS`, as the paper) or 'sgd' (torch.optim.SGD)
+                    model: nn.Module,     # the network to optimise, split by `param_groups`
+                    lr: float,            # base learning rate of every group (a schedule such as `lr_at` sets each step's)
+                    momentum: float,      # momentum (0.9 in the paper)
+                    weight_decay: float,  # decay of the weights (the paper: 1e-6); biases and normalisation parameters get none
+                   ) -> torch.optim.Optimizer:
     "'sgd' or 'lars' over `param_groups(model)`."
     groups = param_groups(model, weight_decay)
     if name == 'lars': return LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -58,7 +71,11 @@ def build_optimizer(name: str, model: nn.Module, lr: float, momentum: float, wei
     raise ValueError(f"Unknown optimizer {name!r}; choose 'sgd' or 'lars'.")
 
 # %% ../nbs/05_optim.ipynb
-def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
+def lr_at(step: int,          # optimizer step, counted from 0
+          total_steps: int,   # steps of the whole run: the rate is 0 from there on
+          warmup_steps: int,  # steps of linear warm-up, from base_lr/warmup_steps at step 0 to base_lr at step warmup_steps - 1 (0: none)
+          base_lr: float,     # the peak rate, at the end of the warm-up
+         ) -> float:
     "Linear warm-up over `warmup_steps`, then cosine decay to 0 at `total_steps`."
     if step < warmup_steps: return base_lr * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -67,7 +84,13 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> flo
 # %% ../nbs/05_optim.ipynb
 LR_SCHEDULES = ('mmcv', 'per_step')
 
-def mmcv_lr_at(step: int, steps_per_epoch: int, epochs: int, warmup_epochs: float, base_lr: float, warmup_ratio: float = 1e-4) -> float:
+def mmcv_lr_at(step: int,                    # optimizer step, counted from 0
+               steps_per_epoch: int,         # optimizer steps per epoch: the cosine moves once per epoch
+               epochs: int,                  # epochs of the whole run: the cosine reaches 0 when they are done
+               warmup_epochs: float,         # epochs of warm-up (fractions allowed), applied step by step; 0: none
+               base_lr: float,               # the peak rate: the cosine's value in epoch 0
+               warmup_ratio: float = 1e-4,   # the warm-up starts at warmup_ratio times the cosine's rate and rises linearly to it
+              ) -> float:
     "mmcv's by-epoch cosine to 0 over `epochs`, times its linear warm-up from `warmup_ratio` over `warmup_epochs` (counted in steps)."
     regular = base_lr * 0.5 * (1 + math.cos(math.pi * (step // steps_per_epoch) / epochs))
     warmup = warmup_epochs * steps_per_epoch
