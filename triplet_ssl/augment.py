@@ -20,9 +20,14 @@ def _geometry(size: int, crop_scale=None):
                 interpolation=v2.InterpolationMode.BILINEAR if small else v2.InterpolationMode.BICUBIC,
                 blur_kernel=max(3, int(0.1 * size) // 2 * 2 + 1))
 
-def ssl_augmentation(view: int, size: int = 224, channels: int = 3, mean=(0.485, 0.456, 0.406),
-                     std=(0.229, 0.224, 0.225), crop_scale=None) -> v2.Compose:
-    "BYOL's augmentation for `view` 1 or 2 (they differ in blur and solarize), for uint8 tensors or PIL images."
+def ssl_augmentation(view: int,                   # 1: always blurred, never solarized; 2: blurred with p=0.1, solarized with p=0.2
+                     size: int = 224,             # side of the square output crop in pixels (below 64: bilinear resize and a larger minimum crop)
+                     channels: int = 3,           # 3 (RGB) or 1 (grayscale: brightness and contrast jitter only, no random grayscale)
+                     mean=(0.485, 0.456, 0.406),  # per-channel mean subtracted, on the [0, 1] scale (the first `channels` are used)
+                     std=(0.229, 0.224, 0.225),   # per-channel standard deviation divided by, on the [0, 1] scale (the first `channels` are used)
+                     crop_scale=None,             # (min, max) fraction of the image's area the random crop covers; None: (0.2, 1) below 64 px, else (0.08, 1)
+                    ) -> torch.nn.Module:
+    "BYOL's augmentation for `view` 1 or 2 (they differ in blur and solarize), for uint8 tensors or PIL images: a torchvision `v2.Compose` giving normalised float (C, size, size)."
     from torchvision.transforms import v2
     if view not in (1, 2): raise ValueError(f"view must be 1 or 2, got {view!r}.")
     if channels not in (1, 3): raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}.")
@@ -39,24 +44,34 @@ def ssl_augmentation(view: int, size: int = 224, channels: int = 3, mean=(0.485,
               v2.Normalize(list(mean)[:channels], list(std)[:channels])]
     return v2.Compose(steps)
 
-def eval_transform(size: int = 224, channels: int = 3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> v2.Compose:
-    "Deterministic transform for features: resize (size/0.875) + center crop for large images, normalise."
+def eval_transform(size: int = 224,             # output side in pixels from 64 up (shorter side resized to size/0.875, then centre-cropped); below 64 images keep their own size
+                   channels: int = 3,           # the images' channels, 1 or 3: how many of `mean` and `std` are used
+                   mean=(0.485, 0.456, 0.406),  # per-channel mean subtracted, on the [0, 1] scale (the first `channels` are used)
+                   std=(0.229, 0.224, 0.225),   # per-channel standard deviation divided by, on the [0, 1] scale (the first `channels` are used)
+                  ) -> torch.nn.Module:
+    "Deterministic transform for features (a torchvision `v2.Compose`): resize (size/0.875) + center crop when `size` >= 64, normalise."
     from torchvision.transforms import v2
     steps = [v2.ToImage()]
     if size >= 64: steps += [v2.Resize(int(round(size / 0.875)), antialias=True), v2.CenterCrop(size)]
     return v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean)[:channels], list(std)[:channels])])
 
 # %% ../nbs/02_augment.ipynb
-def crop_flip(size: int = 224, crop_scale=None) -> v2.Compose:
+def crop_flip(size: int = 224,  # side of the square output crop in pixels
+              crop_scale=None,  # (min, max) fraction of the image's area the random crop covers; None: (0.2, 1) below 64 px, else (0.08, 1)
+             ) -> torch.nn.Module:
     "The loader's share of `device_augment`: random resized crop and flip, as float in [0, 1]."
     from torchvision.transforms import v2
     g = _geometry(size, crop_scale)
     return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, scale=g['scale'], antialias=True, interpolation=g['interpolation']),
                        v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True)])
 
-def device_augmentation(view: int, size: int = 224, channels: int = 3, mean=(0.485, 0.456, 0.406),
-                        std=(0.229, 0.224, 0.225)) -> torch.nn.Module:
-    "The device's share of view 1 or 2: per-sample colour jitter, grayscale, blur, solarize, then normalise (kornia)."
+def device_augmentation(view: int,                   # 1: always blurred, never solarized; 2: blurred with p=0.1, solarized with p=0.2
+                        size: int = 224,             # side of the crops it gets, in pixels: sets the blur kernel (about a tenth of it, odd)
+                        channels: int = 3,           # 3 (RGB) or 1 (grayscale: brightness and contrast jitter only, no random grayscale)
+                        mean=(0.485, 0.456, 0.406),  # per-channel mean subtracted, on the [0, 1] scale (the first `channels` are used)
+                        std=(0.229, 0.224, 0.225),   # per-channel standard deviation divided by, on the [0, 1] scale (the first `channels` are used)
+                       ) -> torch.nn.Module:
+    "The device's share of view 1 or 2 on a float batch (B, C, H, W) in [0, 1] (`crop_flip`'s): per-sample colour jitter, grayscale, blur, solarize, then normalise (kornia)."
     import kornia.augmentation as K
     if view not in (1, 2): raise ValueError(f"view must be 1 or 2, got {view!r}.")
     k = _geometry(size)['blur_kernel']
@@ -70,25 +85,38 @@ def device_augmentation(view: int, size: int = 224, channels: int = 3, mean=(0.4
 # %% ../nbs/02_augment.ipynb
 class TwoViews:
     "Apply the two view transforms to one image: returns (view1, view2)."
-    def __init__(self, t1, t2): self.t1, self.t2 = t1, t2
+    def __init__(self,
+                 t1,  # the first view's transform, e.g. `ssl_augmentation(1)`
+                 t2,  # the second view's transform, applied to the same image
+                ):
+        self.t1, self.t2 = t1, t2
     def __call__(self, x): return self.t1(x), self.t2(x)
 
 def _info(dataset: str | dict) -> dict: return dataset_info(dataset) if isinstance(dataset, str) else dataset
 
-def ssl_views(dataset: str | dict, size: int | None = None, device_augment: bool = False) -> TwoViews:
+def ssl_views(dataset: str | dict,           # a name in `DATASETS`, or its `dataset_info` dict (size, channels, mean, std)
+              size: int | None = None,       # crop side in pixels; None: the dataset's own size
+              device_augment: bool = False,  # True: only crop and flip here (float in [0, 1]), the rest on the device (`device_views`); False: BYOL's whole pipelines
+             ) -> TwoViews:
     "The two views of `dataset` (a name or its `dataset_info`) at `size` (its own by default): BYOL's two pipelines, or with `device_augment` the loader's crop and flip."
     info = _info(dataset); size = size or info['size']
     if device_augment: return TwoViews(crop_flip(size), crop_flip(size))
     return TwoViews(*(ssl_augmentation(v, size, info['channels'], info['mean'], info['std']) for v in (1, 2)))
 
-def device_views(dataset: str | dict, size: int | None = None) -> list[torch.nn.Module]:
+def device_views(dataset: str | dict,      # a name in `DATASETS`, or its `dataset_info` dict (size, channels, mean, std)
+                 size: int | None = None,  # side of the crops in pixels (sets the blur kernel); None: the dataset's own size
+                ) -> list[torch.nn.Module]:
     "The device's share of views 1 and 2 of `dataset` when `device_augment` (see `ssl_views`)."
     info = _info(dataset); size = size or info['size']
     return [device_augmentation(v, size, info['channels'], info['mean'], info['std']) for v in (1, 2)]
 
 class Augmented(Dataset):
     "`transform` applied to the images of `dataset`; with `seed`, item `epoch * len + i` is image i under a seeded draw."
-    def __init__(self, dataset, transform, seed: int | None = None):
+    def __init__(self,
+                 dataset,                  # a map-style dataset of (image, label) pairs
+                 transform,                # applied to each image; labels pass through
+                 seed: int | None = None,  # None: torch's global random state; an int: item epoch * len + i draws from a seed of (seed, epoch, i), the same in every run and worker
+                ):
         self.dataset, self.transform, self.seed = dataset, transform, seed
     def __len__(self): return len(self.dataset)
     def __getitem__(self, i):
@@ -101,7 +129,14 @@ class Augmented(Dataset):
 
 class ResumableSampler(Sampler):
     "Like DistributedSampler (reshuffled per epoch from the seed), but each global batch is split in contiguous blocks across ranks, items are `epoch * N + index`, and an epoch can start at any batch."
-    def __init__(self, dataset, batch_size: int, num_replicas: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
+    def __init__(self,
+                 dataset,                # what is sampled: only its length N is used
+                 batch_size: int,        # images per batch of each process (a global batch is batch_size * num_replicas)
+                 num_replicas: int = 1,  # number of processes (the world size)
+                 rank: int = 0,          # this process's rank: it gets block `rank` of each global batch
+                 seed: int = 0,          # seed of the shuffle (each epoch's permutation comes from seed and epoch)
+                 shuffle: bool = True,   # False: the images in order
+                ):
         self.n, self.b, self.world, self.rank, self.seed, self.shuffle = len(dataset), batch_size, num_replicas, rank, seed, shuffle
         self.num_batches = self.n // (batch_size * num_replicas)   # per epoch; the incomplete last global batch is dropped
         if self.num_batches == 0:
@@ -122,7 +157,14 @@ class ResumableSampler(Sampler):
 # %% ../nbs/02_augment.ipynb
 class ClassSubsetSampler(ResumableSampler):
     "`ResumableSampler`'s interface; each global batch holds `classes_per_batch` random classes, every image's class uniform among them (same-class negatives ~ Binomial(N-1, 1/C'))."
-    def __init__(self, labels, batch_size: int, classes_per_batch: int, num_replicas: int = 1, rank: int = 0, seed: int = 0):
+    def __init__(self,
+                 labels,                  # the class label of each image (a list, array or tensor of N ints)
+                 batch_size: int,         # images per batch of each process (a global batch is batch_size * num_replicas)
+                 classes_per_batch: int,  # C': classes drawn for each global batch, from 1 to the number of classes
+                 num_replicas: int = 1,   # number of processes (the world size)
+                 rank: int = 0,           # this process's rank: it gets block `rank` of each global batch
+                 seed: int = 0,           # seed of the draws (each batch's classes, counts and images come from seed, epoch and batch)
+                ):
         labels = torch.as_tensor(labels).long()
         super().__init__(labels, batch_size, num_replicas, rank, seed)
         self.by_class = [torch.nonzero(labels == c).flatten() for c in labels.unique().tolist()]
