@@ -28,7 +28,8 @@ def _open(path):
     path = Path(path)
     return gzip.open(path, 'rb') if path.suffix == '.gz' else open(path, 'rb')
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path,  # an IDX file, gzipped if its name ends in .gz (e.g. train-images-idx3-ubyte.gz)
+            ) -> np.ndarray:
     "Read an IDX file (optionally gzipped) into a numpy array."
     try:
         with _open(path) as f: raw = f.read()
@@ -44,7 +45,9 @@ def read_idx(path) -> np.ndarray:
         raise ValueError(f"{path} is truncated: its header says shape {shape} but it holds {data.size} values.")
     return data.reshape(shape).astype(dtype.newbyteorder('='))
 
-def write_idx(path, array: np.ndarray):
+def write_idx(path,               # the file to write, gzipped if its name ends in .gz
+              array: np.ndarray,  # values of any shape (the header records it), stored as uint8
+             ):
     "Write `array` (uint8) as an IDX file, gzipped if `path` ends in .gz."
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f'>{array.ndim}I', *array.shape)
@@ -66,7 +69,8 @@ def _find_file(folder: Path, stem: str):
     for name in (stem + '.gz', stem):
         if (folder / name).is_file(): return folder / name
 
-def find_fashion_mnist(root=None) -> Path:
+def find_fashion_mnist(root=None,  # a folder with the four IDX files (gzipped or not), or with FashionMNIST/raw/ or fashion-mnist/ holding them; None: Debian's package, else the bundled sample
+                      ) -> Path:
     "The folder holding Fashion-MNIST's IDX files: under `root` if given, else Debian's package, else the bundled sample."
     if root is not None:
         root = Path(root).expanduser()
@@ -83,7 +87,9 @@ def find_fashion_mnist(root=None) -> Path:
         f"{', '.join(map(str, candidates))}. Install them with `apt-get install dataset-fashion-mnist`, or give data_dir "
         "a folder that holds the four files.")
 
-def load_fashion_mnist(root=None, split: str = 'train') -> tuple[torch.Tensor, torch.Tensor]:
+def load_fashion_mnist(root=None,             # the files' folder, as `find_fashion_mnist` finds it; None: Debian's package (60,000/10,000 images), else the bundled sample (3,000/1,000)
+                       split: str = 'train',  # 'train' or 'test'
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     "Images as uint8 (N, 1, 28, 28) and labels as int64 (N,) of a Fashion-MNIST split ('train' or 'test')."
     if split not in _FILES: raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     folder = find_fashion_mnist(root)
@@ -96,7 +102,12 @@ def load_fashion_mnist(root=None, split: str = 'train') -> tuple[torch.Tensor, t
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 # %% ../nbs/01_data.ipynb
-def make_sample(src_root, dst, n_train: int = 3000, n_test: int = 1000, seed: int = 0):
+def make_sample(src_root,             # the full dataset's folder, as `load_fashion_mnist`'s root (None: Debian's package, else the bundled sample)
+                dst,                  # folder to write the four .gz IDX files to (created if missing)
+                n_train: int = 3000,  # training images to keep: n_train // 10 of each class
+                n_test: int = 1000,   # test images to keep: n_test // 10 of each class
+                seed: int = 0,        # seed of the random choice
+               ):
     "Write a class-balanced random subset of Fashion-MNIST to `dst` in the original IDX format."
     dst = Path(dst); dst.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -130,7 +141,10 @@ def _need(root, *names) -> Path:
         if all((folder / n).exists() for n in names[1:]): return folder
     raise FileNotFoundError(f"{root} does not hold {names[0]}/{{{', '.join(names[1:])}}} in the released layout; see data/README.md.")
 
-def load_cifar(root, split: str = 'train', classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+def load_cifar(root,                  # a folder holding cifar-10-batches-py/ (or cifar-100-python/), or that folder itself
+               split: str = 'train',  # 'train' (50,000 images) or 'test' (10,000)
+               classes: int = 10,     # 10 (CIFAR-10) or 100 (CIFAR-100, its 100 fine labels)
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     "CIFAR-10 or CIFAR-100 (python version) as uint8 (N, 3, 32, 32) images and int64 labels."
     if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     if classes == 10:
@@ -142,7 +156,9 @@ def load_cifar(root, split: str = 'train', classes: int = 10) -> tuple[torch.Ten
     y = np.concatenate([np.asarray(b[key]) for b in batches])
     return torch.from_numpy(x.astype(np.uint8)), torch.from_numpy(y.astype(np.int64))
 
-def load_stl10(root, split: str = 'train') -> tuple[torch.Tensor, torch.Tensor]:
+def load_stl10(root,                  # a folder holding stl10_binary/, or that folder itself
+               split: str = 'train',  # 'train' (5,000 labelled), 'test' (8,000), 'unlabeled' (100,000) or 'pretrain' (unlabeled, then train)
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     "STL-10 binary version: 'train', 'test', 'unlabeled' (labels -1), or 'pretrain' (unlabeled + train)."
     if split == 'pretrain':
         parts = [load_stl10(root, 'unlabeled'), load_stl10(root, 'train')]
@@ -158,7 +174,11 @@ def load_stl10(root, split: str = 'train') -> tuple[torch.Tensor, torch.Tensor]:
 # %% ../nbs/01_data.ipynb
 class FileImageDataset(Dataset):
     "Images decoded per sample from (path, label) pairs, as uint8 (3, H, W) tensors."
-    def __init__(self, samples: list[tuple[str, int]], classes: list[str] | None = None, bad_images: str = 'fail'):
+    def __init__(self,
+                 samples: list[tuple[str, int]],    # (image path, int label) pairs; images of any mode are read as RGB
+                 classes: list[str] | None = None,  # class names, label i is classes[i]; None: unnamed (`count_classes` uses the largest label + 1)
+                 bad_images: str = 'fail',          # 'fail': an unreadable image raises an error naming it; 'skip': warn and give the next readable image instead
+                ):
         if bad_images not in ('fail', 'skip'): raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}.")
         if not samples: raise FileNotFoundError("No images found: check data_dir and the dataset layout (data/README.md).")
         self.samples, self.classes, self.bad_images = samples, classes, bad_images
@@ -176,7 +196,9 @@ class FileImageDataset(Dataset):
                 warnings.warn(msg + '; skipped (bad_images=skip).')
         raise RuntimeError(f"No readable image in the dataset (last tried {path}).")
 
-def image_folder(root, bad_images: str = 'fail') -> FileImageDataset:
+def image_folder(root,                      # a folder with one subfolder of images per class; the sorted folder names give labels 0, 1, ...
+                 bad_images: str = 'fail',  # 'fail': an unreadable image raises an error naming it; 'skip': warn and give the next readable image instead
+                ) -> FileImageDataset:
     "A torchvision ImageFolder-style tree (ROOT/<class>/<image>)."
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"Image folder {str(root)!r} does not exist.")
@@ -184,7 +206,10 @@ def image_folder(root, bad_images: str = 'fail') -> FileImageDataset:
     classes, class_to_idx = find_classes(str(root))
     return FileImageDataset(make_dataset(str(root), class_to_idx, IMG_EXTENSIONS), classes, bad_images)
 
-def list_file_dataset(image_root, list_file, bad_images: str = 'fail') -> FileImageDataset:
+def list_file_dataset(image_root,                # the folder the list's paths are relative to
+                      list_file,                 # a text file of `relative/path label` lines (blank lines skipped)
+                      bad_images: str = 'fail',  # 'fail': an unreadable image raises an error naming it; 'skip': warn and give the next readable image instead
+                     ) -> FileImageDataset:
     "The authors' list layout: lines `relative/path label` in `list_file`, paths relative to `image_root`."
     list_file = Path(list_file)
     if not list_file.is_file(): raise FileNotFoundError(f"List file {str(list_file)!r} does not exist.")
@@ -197,7 +222,10 @@ def list_file_dataset(image_root, list_file, bad_images: str = 'fail') -> FileIm
         samples.append((str(Path(image_root) / parts[0]), int(parts[1])))
     return FileImageDataset(samples, None, bad_images)
 
-def open_imagenet(root, split: str = 'train', bad_images: str = 'fail') -> FileImageDataset:
+def open_imagenet(root,                      # ImageNet's folder: train/ and val/ with a folder per wnid, or with the lists meta/train.txt, meta/val.txt
+                  split: str = 'train',      # 'train' ('pretrain' too) or 'val' ('test' too)
+                  bad_images: str = 'fail',  # 'fail': an unreadable image raises an error naming it; 'skip': warn and give the next readable image instead
+                 ) -> FileImageDataset:
     "ImageNet from ROOT/{train,val}/<wnid>/ or from ROOT/meta/{train,val}.txt lists."
     split = {'pretrain': 'train', 'test': 'val'}.get(split, split)
     if split not in ('train', 'val'): raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}.")
@@ -205,7 +233,10 @@ def open_imagenet(root, split: str = 'train', bad_images: str = 'fail') -> FileI
     if (root / 'meta' / f'{split}.txt').is_file(): return list_file_dataset(root / split, root / 'meta' / f'{split}.txt', bad_images)
     return image_folder(root / split, bad_images)
 
-def open_image_folder(root, split: str = 'train', bad_images: str = 'fail') -> FileImageDataset:
+def open_image_folder(root,                      # a folder with train/ and val/ (or test/), each with a folder of images per class
+                      split: str = 'train',      # the subfolder: 'train' ('pretrain' too), 'val' or 'test' (val/ where there is no test/)
+                      bad_images: str = 'fail',  # 'fail': an unreadable image raises an error naming it; 'skip': warn and give the next readable image instead
+                     ) -> FileImageDataset:
     "Any ROOT/{train,val or test}/<class>/<image> tree."
     if root is None: raise FileNotFoundError("dataset='image_folder' needs data_dir: a folder with train/ and val/ (or test/) class folders.")
     root = Path(root)
@@ -218,7 +249,12 @@ SYSU_IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')   # the released archives' ima
 
 class Sysu30kTrain(Dataset):
     "SYSU-30k training images: `root`/sysu_train_set_all/<BAG>/<image>; items are (transform(image), bag_label)."
-    def __init__(self, root, transform=None, list_file=None, bad_images: str = 'fail'):
+    def __init__(self,
+                 root,                      # the unpacked sysu_train_set_all/, or its parent
+                 transform=None,            # applied to each uint8 (3, H, W) image; None: the image as read
+                 list_file=None,            # the released train.txt (lines `[sysu_train_set_all/]<BAG>/<image>`); None: the .jpg/.jpeg/.png files of every bag folder
+                 bad_images: str = 'fail',  # 'fail': an unreadable image raises an error naming it; 'skip': warn and give the next readable image instead
+                ):
         if bad_images not in ('fail', 'skip'): raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}.")
         root = Path(root)
         if (root / 'sysu_train_set_all').is_dir(): root = root / 'sysu_train_set_all'
@@ -256,7 +292,11 @@ class Sysu30kTrain(Dataset):
 # %% ../nbs/01_data.ipynb
 class ImageDataset(Dataset):
     "Images held as a uint8 tensor (N, C, H, W) with int labels; `transform` is applied per sample."
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
+    def __init__(self,
+                 images: torch.Tensor,  # uint8 (N, C, H, W) images
+                 labels: torch.Tensor,  # (N,) int labels
+                 transform=None,        # applied to each uint8 (C, H, W) image as it is read; None: the image as is
+                ):
         if images.ndim != 4 or images.dtype != torch.uint8:
             raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {images.dtype} {tuple(images.shape)}.")
         if len(images) != len(labels): raise ValueError(f"{len(images)} images but {len(labels)} labels.")
@@ -272,9 +312,9 @@ class DatasetSpec:
     "How to open a dataset and what its images are."
     open: Callable        # open(root, split, bad_images) -> Dataset of (uint8 CHW image, label); split: pretrain/train/test
     size: int             # training crop size
-    channels: int
-    mean: tuple
-    std: tuple
+    channels: int         # 1 (grayscale) or 3 (RGB)
+    mean: tuple           # per-channel mean on the [0, 1] scale, subtracted when normalising
+    std: tuple            # per-channel standard deviation on the [0, 1] scale, divided by when normalising
     num_classes: int | None   # None: from the data
 
 def _in_memory(load):
@@ -282,7 +322,10 @@ def _in_memory(load):
         return ImageDataset(*load(root, 'train' if split == 'pretrain' else split))
     return open_
 
-def open_sysu30k(root, split: str = 'pretrain', bad_images: str = 'fail'):
+def open_sysu30k(root,                      # the folder holding sysu_train_set_all/ (and the released train.txt, used if there)
+                 split: str = 'pretrain',   # ignored: every split is the training bags (re-ID is evaluated by `reid`)
+                 bad_images: str = 'fail',  # 'fail': an unreadable image raises an error naming it; 'skip': warn and give the next readable image instead
+                ) -> Sysu30kTrain:
     "SYSU-30k's training bags (`root`/sysu_train_set_all/<BAG>/<image>, or the released train.txt list); the same images for every split."
     if root is None: raise FileNotFoundError("dataset='sysu30k' needs data_dir: the folder holding sysu_train_set_all/ (and optionally train.txt).")
     lst = Path(root) / 'train.txt'
@@ -300,31 +343,46 @@ DATASETS = {
     'sysu30k': DatasetSpec(open_sysu30k, 224, 3, IMAGENET_MEAN, IMAGENET_STD, None),
 }
 
-def dataset_info(name: str) -> dict:
+def dataset_info(name: str,  # a key of `DATASETS`: 'fashion_mnist', 'cifar10', 'cifar100', 'stl10', 'imagenet', 'image_folder', 'sysu30k'
+                ) -> dict:
     "Size, channels, normalisation and class count of dataset `name`."
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}.")
     spec = DATASETS[name]
     return dict(size=spec.size, channels=spec.channels, mean=spec.mean, std=spec.std, num_classes=spec.num_classes)
 
-def open_dataset(name: str, root=None, split: str = 'train', bad_images: str = 'fail') -> Dataset:
+def open_dataset(name: str,                 # a key of `DATASETS`
+                 root=None,                 # the dataset's folder (`data_dir`); None: only Fashion-MNIST has a default (Debian's package, else the bundled sample)
+                 split: str = 'train',      # 'pretrain' (STL-10: unlabeled + train; elsewhere the training images), 'train' or 'test'
+                 bad_images: str = 'fail',  # for datasets read from image files: 'fail' (an unreadable image raises) or 'skip'; in-memory ones ignore it
+                ) -> Dataset:
     "Split 'pretrain' (images for self-supervision), 'train' (labelled) or 'test' of dataset `name`, as raw (uint8 image, label) pairs."
     dataset_info(name)
     return DATASETS[name].open(root, split, bad_images)
 
-def load_dataset(name: str, root=None, split: str = 'train') -> tuple[torch.Tensor, torch.Tensor]:
+def load_dataset(name: str,             # an in-memory dataset: 'fashion_mnist', 'cifar10', 'cifar100' or 'stl10'
+                 root=None,             # its folder, as `open_dataset`'s
+                 split: str = 'train',  # 'pretrain', 'train' or 'test', as `open_dataset`'s
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     "Images (uint8, N×C×H×W) and labels of an in-memory dataset's `split`."
     ds = open_dataset(name, root, split)
     if not isinstance(ds, ImageDataset): raise ValueError(f"{name!r} is decoded per sample; use open_dataset.")
     return ds.images, ds.labels
 
-def subset(images, labels, n, seed: int = 0):
+def subset(images,         # N items that a tensor of indices selects (a tensor or numpy array)
+           labels,         # their N labels, indexed the same way
+           n,              # items to keep; None (or N or more): all
+           seed: int = 0,  # seed of the random choice
+          ):
     "A seeded random subset of `n` items (all of them if `n` is None or too large), in the original order."
     if n is None or n >= len(labels): return images, labels
     idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     return images[idx], labels[idx]
 
-def subset_dataset(dataset, n, seed: int = 0) -> Dataset:
+def subset_dataset(dataset,        # any map-style dataset (an `ImageDataset` stays one, without its transform)
+                   n,              # items to keep; None (or len(dataset) or more): all
+                   seed: int = 0,  # seed of the random choice
+                  ) -> Dataset:
     "A seeded random subset of `n` items of any dataset (all if `n` is None or too large)."
     if n is None or n >= len(dataset): return dataset
     idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].sort().values
@@ -342,7 +400,8 @@ def _unwrap(ds):
         elif not hasattr(ds, 'labels') and isinstance(getattr(ds, 'dataset', None), Dataset) and len(ds.dataset) == len(ds): ds = ds.dataset
         else: return ds, idx
 
-def dataset_labels(ds) -> torch.Tensor:
+def dataset_labels(ds,  # any dataset of (image, label) pairs, possibly under `Subset`s and `Augmented`
+                  ) -> torch.Tensor:
     "The int64 labels of a dataset, without decoding images where it keeps them apart (in-memory labels, file lists, SYSU-30k bags), through subsets and `Augmented`."
     base, idx = _unwrap(ds)
     if hasattr(base, 'labels'): labels = torch.as_tensor(base.labels).long()
@@ -350,7 +409,9 @@ def dataset_labels(ds) -> torch.Tensor:
     else: labels = torch.tensor([int(y) for _, y in base])   # decodes every image: datasets without a label list
     return labels if idx is None else labels[idx]
 
-def count_classes(ds, name: str | None = None) -> int:
+def count_classes(ds,                       # the dataset, possibly under `Subset`s and `Augmented`
+                  name: str | None = None,  # its key in `DATASETS`; None, or a dataset without a fixed count: counted from `ds`
+                 ) -> int:
     "Number of classes: dataset `name`'s fixed count (`dataset_info`) if it has one, else `ds`'s class list, else its largest label + 1 (of the whole dataset under subsets)."
     if name is not None and dataset_info(name)['num_classes']: return dataset_info(name)['num_classes']
     base, _ = _unwrap(ds)

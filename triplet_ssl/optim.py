@@ -84,12 +84,12 @@ def lr_at(step: int,          # optimizer step, counted from 0
 # %% ../nbs/05_optim.ipynb
 LR_SCHEDULES = ('mmcv', 'per_step')
 
-def mmcv_lr_at(step: int,                    # optimizer step, counted from 0
-               steps_per_epoch: int,         # optimizer steps per epoch: the cosine moves once per epoch
-               epochs: int,                  # epochs of the whole run: the cosine reaches 0 when they are done
-               warmup_epochs: float,         # epochs of warm-up (fractions allowed), applied step by step; 0: none
-               base_lr: float,               # the peak rate: the cosine's value in epoch 0
-               warmup_ratio: float = 1e-4,   # the warm-up starts at warmup_ratio times the cosine's rate and rises linearly to it
+def mmcv_lr_at(step: int,                   # optimizer step, counted from 0
+               steps_per_epoch: int,        # optimizer steps per epoch: the cosine moves once per epoch
+               epochs: int,                 # epochs of the whole run: the cosine reaches 0 when they are done
+               warmup_epochs: float,        # epochs of warm-up (fractions allowed), applied step by step; 0: none
+               base_lr: float,              # the peak rate: the cosine's value in epoch 0
+               warmup_ratio: float = 1e-4,  # the warm-up starts at warmup_ratio times the cosine's rate and rises linearly to it
               ) -> float:
     "mmcv's by-epoch cosine to 0 over `epochs`, times its linear warm-up from `warmup_ratio` over `warmup_epochs` (counted in steps)."
     regular = base_lr * 0.5 * (1 + math.cos(math.pi * (step // steps_per_epoch) / epochs))
