@@ -20,12 +20,12 @@ def _geometry(size: int, crop_scale=None):
                 interpolation=v2.InterpolationMode.BILINEAR if small else v2.InterpolationMode.BICUBIC,
                 blur_kernel=max(3, int(0.1 * size) // 2 * 2 + 1))
 
-def ssl_augmentation(view: int,                   # 1: always blurred, never solarized; 2: blurred with p=0.1, solarized with p=0.2
-                     size: int = 224,             # side of the square output crop in pixels (below 64: bilinear resize and a larger minimum crop)
-                     channels: int = 3,           # 3 (RGB) or 1 (grayscale: brightness and contrast jitter only, no random grayscale)
-                     mean=(0.485, 0.456, 0.406),  # per-channel mean subtracted, on the [0, 1] scale (the first `channels` are used)
-                     std=(0.229, 0.224, 0.225),   # per-channel standard deviation divided by, on the [0, 1] scale (the first `channels` are used)
-                     crop_scale=None,             # (min, max) fraction of the image's area the random crop covers; None: (0.2, 1) below 64 px, else (0.08, 1)
+def ssl_augmentation(view: int,                                      # 1: always blurred, never solarized; 2: blurred with p=0.1, solarized with p=0.2
+                     size: int = 224,                                # side of the square output crop in pixels (below 64: bilinear resize and a larger minimum crop)
+                     channels: int = 3,                              # 3 (RGB) or 1 (grayscale: brightness and contrast jitter only, no random grayscale)
+                     mean=(0.485, 0.456, 0.406),                     # per-channel mean subtracted, on the [0, 1] scale (the first `channels` are used)
+                     std=(0.229, 0.224, 0.225),                      # per-channel standard deviation divided by, on the [0, 1] scale (the first `channels` are used)
+                     crop_scale: tuple[float, float] | None = None,  # (min, max) fraction of the image's area the random crop covers; None: (0.2, 1) below 64 px, else (0.08, 1)
                     ) -> torch.nn.Module:
     "BYOL's augmentation for `view` 1 or 2 (they differ in blur and solarize), for uint8 tensors or PIL images: a torchvision `v2.Compose` giving normalised float (C, size, size)."
     from torchvision.transforms import v2
@@ -56,8 +56,8 @@ def eval_transform(size: int = 224,             # output side in pixels from 64 
     return v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean)[:channels], list(std)[:channels])])
 
 # %% ../nbs/02_augment.ipynb
-def crop_flip(size: int = 224,  # side of the square output crop in pixels
-              crop_scale=None,  # (min, max) fraction of the image's area the random crop covers; None: (0.2, 1) below 64 px, else (0.08, 1)
+def crop_flip(size: int = 224,                                # side of the square output crop in pixels
+              crop_scale: tuple[float, float] | None = None,  # (min, max) fraction of the image's area the random crop covers; None: (0.2, 1) below 64 px, else (0.08, 1)
              ) -> torch.nn.Module:
     "The loader's share of `device_augment`: random resized crop and flip, as float in [0, 1]."
     from torchvision.transforms import v2

@@ -69,7 +69,7 @@ def _find_file(folder: Path, stem: str):
     for name in (stem + '.gz', stem):
         if (folder / name).is_file(): return folder / name
 
-def find_fashion_mnist(root=None,  # a folder with the four IDX files (gzipped or not), or with FashionMNIST/raw/ or fashion-mnist/ holding them; None: Debian's package, else the bundled sample
+def find_fashion_mnist(root: str | Path | None = None,  # a folder with the four IDX files (gzipped or not), or with FashionMNIST/raw/ or fashion-mnist/ holding them; None: Debian's package, else the bundled sample
                       ) -> Path:
     "The folder holding Fashion-MNIST's IDX files: under `root` if given, else Debian's package, else the bundled sample."
     if root is not None:
@@ -87,8 +87,8 @@ def find_fashion_mnist(root=None,  # a folder with the four IDX files (gzipped o
         f"{', '.join(map(str, candidates))}. Install them with `apt-get install dataset-fashion-mnist`, or give data_dir "
         "a folder that holds the four files.")
 
-def load_fashion_mnist(root=None,             # the files' folder, as `find_fashion_mnist` finds it; None: Debian's package (60,000/10,000 images), else the bundled sample (3,000/1,000)
-                       split: str = 'train',  # 'train' or 'test'
+def load_fashion_mnist(root: str | Path | None = None,  # the files' folder, as `find_fashion_mnist` finds it; None: Debian's package (60,000/10,000 images), else the bundled sample (3,000/1,000)
+                       split: str = 'train',            # 'train' or 'test'
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     "Images as uint8 (N, 1, 28, 28) and labels as int64 (N,) of a Fashion-MNIST split ('train' or 'test')."
     if split not in _FILES: raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
@@ -250,10 +250,10 @@ SYSU_IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')   # the released archives' ima
 class Sysu30kTrain(Dataset):
     "SYSU-30k training images: `root`/sysu_train_set_all/<BAG>/<image>; items are (transform(image), bag_label)."
     def __init__(self,
-                 root,                      # the unpacked sysu_train_set_all/, or its parent
-                 transform=None,            # applied to each uint8 (3, H, W) image; None: the image as read
-                 list_file=None,            # the released train.txt (lines `[sysu_train_set_all/]<BAG>/<image>`); None: the .jpg/.jpeg/.png files of every bag folder
-                 bad_images: str = 'fail',  # 'fail': an unreadable image raises an error naming it; 'skip': warn and give the next readable image instead
+                 root,                                 # the unpacked sysu_train_set_all/, or its parent
+                 transform: Callable | None = None,    # applied to each uint8 (3, H, W) image; None: the image as read
+                 list_file: str | Path | None = None,  # the released train.txt (lines `[sysu_train_set_all/]<BAG>/<image>`); None: the .jpg/.jpeg/.png files of every bag folder
+                 bad_images: str = 'fail',             # 'fail': an unreadable image raises an error naming it; 'skip': warn and give the next readable image instead
                 ):
         if bad_images not in ('fail', 'skip'): raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}.")
         root = Path(root)
@@ -293,9 +293,9 @@ class Sysu30kTrain(Dataset):
 class ImageDataset(Dataset):
     "Images held as a uint8 tensor (N, C, H, W) with int labels; `transform` is applied per sample."
     def __init__(self,
-                 images: torch.Tensor,  # uint8 (N, C, H, W) images
-                 labels: torch.Tensor,  # (N,) int labels
-                 transform=None,        # applied to each uint8 (C, H, W) image as it is read; None: the image as is
+                 images: torch.Tensor,               # uint8 (N, C, H, W) images
+                 labels: torch.Tensor,               # (N,) int labels
+                 transform: Callable | None = None,  # applied to each uint8 (C, H, W) image as it is read; None: the image as is
                 ):
         if images.ndim != 4 or images.dtype != torch.uint8:
             raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {images.dtype} {tuple(images.shape)}.")
@@ -351,18 +351,18 @@ def dataset_info(name: str,  # a key of `DATASETS`: 'fashion_mnist', 'cifar10', 
     spec = DATASETS[name]
     return dict(size=spec.size, channels=spec.channels, mean=spec.mean, std=spec.std, num_classes=spec.num_classes)
 
-def open_dataset(name: str,                 # a key of `DATASETS`
-                 root=None,                 # the dataset's folder (`data_dir`); None: only Fashion-MNIST has a default (Debian's package, else the bundled sample)
-                 split: str = 'train',      # 'pretrain' (STL-10: unlabeled + train; elsewhere the training images), 'train' or 'test'
-                 bad_images: str = 'fail',  # for datasets read from image files: 'fail' (an unreadable image raises) or 'skip'; in-memory ones ignore it
+def open_dataset(name: str,                       # a key of `DATASETS`
+                 root: str | Path | None = None,  # the dataset's folder (`data_dir`); None: only Fashion-MNIST has a default (Debian's package, else the bundled sample)
+                 split: str = 'train',            # 'pretrain' (STL-10: unlabeled + train; elsewhere the training images), 'train' or 'test'
+                 bad_images: str = 'fail',        # for datasets read from image files: 'fail' (an unreadable image raises) or 'skip'; in-memory ones ignore it
                 ) -> Dataset:
     "Split 'pretrain' (images for self-supervision), 'train' (labelled) or 'test' of dataset `name`, as raw (uint8 image, label) pairs."
     dataset_info(name)
     return DATASETS[name].open(root, split, bad_images)
 
-def load_dataset(name: str,             # an in-memory dataset: 'fashion_mnist', 'cifar10', 'cifar100' or 'stl10'
-                 root=None,             # its folder, as `open_dataset`'s
-                 split: str = 'train',  # 'pretrain', 'train' or 'test', as `open_dataset`'s
+def load_dataset(name: str,                       # an in-memory dataset: 'fashion_mnist', 'cifar10', 'cifar100' or 'stl10'
+                 root: str | Path | None = None,  # its folder, as `open_dataset`'s
+                 split: str = 'train',            # 'pretrain', 'train' or 'test', as `open_dataset`'s
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     "Images (uint8, N×C×H×W) and labels of an in-memory dataset's `split`."
     ds = open_dataset(name, root, split)
