@@ -91,7 +91,9 @@ def save_checkpoint(path,                       # the file to write (`checkpoint
 
 def checkpoint_path(out_dir,    # the run folder
                     step: int,  # the training step it is saved at: the file is checkpoint-<step, 8 digits>.pt
-                   ) -> Path: return Path(out_dir) / f'checkpoint-{step:08d}.pt'
+                   ) -> Path:
+    "The file of the checkpoint saved at `step` in run folder `out_dir` (zero-padded, so that names sort by step)."
+    return Path(out_dir) / f'checkpoint-{step:08d}.pt'
 
 def list_checkpoints(out_dir,  # a run folder: its checkpoint-<8 digits>.pt files (other names are ignored)
                     ) -> list[Path]:
