@@ -211,7 +211,7 @@ def load_detectron2_pkl(path,  # a detectron2 weights .pkl (as `export_detectron
     return obj['model']
 
 # %% ../nbs/09_interop.ipynb
-def main(argv=None):   # the command's arguments (`export CKPT OUT.pth [ARCH]` or `inspect CKPT`); None: sys.argv[1:]
+def main(argv: list[str] | None = None):   # the command's arguments (`export CKPT OUT.pth [ARCH]` or `inspect CKPT`); None: sys.argv[1:]
     "Command line: `inspect` a checkpoint's backbone or `export` it as a torchvision state_dict (`python -m triplet_ssl.interop --help`)."
     import argparse
     from triplet_ssl.cli import ArgparseHelp

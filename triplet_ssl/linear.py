@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, math, os, sys, time
 from dataclasses import dataclass, asdict
+from typing import Callable
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -83,9 +84,9 @@ class EvalConfig:
         if not 0 <= self.momentum < 1: raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
         if self.num_workers < 0: raise ValueError(f"num_workers must be 0 or more, got {self.num_workers!r}.")
 
-def load_eval_config(path=None,      # a YAML file of parameter: value (None: only the defaults and what follows)
-                     overrides=(),   # `key=value` strings, values parsed as YAML (the command line's), applied after the file
-                     **kwargs,       # fields set last, over the file and the overrides
+def load_eval_config(path: str | Path | None = None,  # a YAML file of parameter: value (None: only the defaults and what follows)
+                     overrides: tuple | list = (),    # `key=value` strings, values parsed as YAML (the command line's), applied after the file
+                     **kwargs,                        # fields set last, over the file and the overrides
                     ) -> EvalConfig:
     "An `EvalConfig` from a YAML file, then `key=value` strings (parsed as YAML), then keyword arguments (read as `08_config` reads `Config`)."
     return EvalConfig(**read_params(EvalConfig, path, overrides, **kwargs))
@@ -180,7 +181,7 @@ class Classifier(nn.Module):
 
 def topk_correct(logits: torch.Tensor,  # (N, C) class scores
                  y: torch.Tensor,       # (N,) true labels
-                 ks=(1, 5),             # the k of each count (a k above the class count counts every class)
+                 ks: tuple = (1, 5),    # the k of each count (a k above the class count counts every class)
                 ) -> list[int]:
     "Number of rows whose label is among the k highest logits, for each k (k capped at the class count)."
     top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
@@ -201,19 +202,19 @@ def evaluate_classifier(model: nn.Module,  # a classifier giving (N, C) logits: 
     c1, c5, n = all_reduce_sum(torch.tensor([c1, c5, n], device=device)).tolist()
     return dict(top1=100.0 * c1 / n, top5=100.0 * c5 / n)
 
-def fit(model: nn.Module,               # the classifier to train, giving (N, C) logits; may be a DDP module
-        groups: list[dict],             # SGD parameter groups [{'params', 'lr'}], each with its peak lr
-        loader,                         # (images, labels) batches of one epoch (len: the steps per epoch; a sampler's `set_epoch` is called)
-        epochs: int,                    # passes over `loader`
-        warmup_epochs: float,           # epochs of lr warm-up before the cosine decay (a fraction is allowed)
-        momentum: float,                # SGD momentum
-        weight_decay: float,            # SGD weight decay
-        device,                         # where the batches are moved (the model's device)
-        log=None,                       # a function that gets one line per epoch (e.g. print); None: silent
-        progress: bool = False,         # a tqdm bar over each epoch's batches
-        metrics=None,                   # a `runs.MetricsLog` that gets each epoch's row; None: none
-        lr_schedule: str = 'per_step',  # 'per_step': warm-up then per-step cosine (`lr_at`); 'mmcv': the authors' (`mmcv_lr_at`)
-        warmup_ratio: float = 1e-4,     # lr_schedule='mmcv': the warm-up's starting fraction of the lr
+def fit(model: nn.Module,                   # the classifier to train, giving (N, C) logits; may be a DDP module
+        groups: list[dict],                 # SGD parameter groups [{'params', 'lr'}], each with its peak lr
+        loader,                             # (images, labels) batches of one epoch (len: the steps per epoch; a sampler's `set_epoch` is called)
+        epochs: int,                        # passes over `loader`
+        warmup_epochs: float,               # epochs of lr warm-up before the cosine decay (a fraction is allowed)
+        momentum: float,                    # SGD momentum
+        weight_decay: float,                # SGD weight decay
+        device,                             # where the batches are moved (the model's device)
+        log: Callable | None = None,        # a function that gets one line per epoch (e.g. print); None: silent
+        progress: bool = False,             # a tqdm bar over each epoch's batches
+        metrics: MetricsLog | None = None,  # a `runs.MetricsLog` that gets each epoch's row; None: none
+        lr_schedule: str = 'per_step',      # 'per_step': warm-up then per-step cosine (`lr_at`); 'mmcv': the authors' (`mmcv_lr_at`)
+        warmup_ratio: float = 1e-4,         # lr_schedule='mmcv': the warm-up's starting fraction of the lr
        ) -> list[dict]:
     """SGD with warm-up + cosine over `groups` ([{'params', 'lr'}]): `lr_schedule` 'per_step' (`lr_at`) or 'mmcv' (`mmcv_lr_at`,
     the authors'); returns per-epoch rows (loss, train top-1 over all processes, `lr`: the first group's lr at the epoch's first
@@ -245,11 +246,11 @@ def fit(model: nn.Module,               # the classifier to train, giving (N, C)
     return rows
 
 # %% ../nbs/12_linear.ipynb
-def linear_train_transform(size: int,        # side of the square crop, in pixels
-                           channels: int,    # the images' channels: the first `channels` values of mean and std are used
-                           mean,             # per-channel mean of the images scaled to [0, 1] (`dataset_info`)
-                           std,              # per-channel standard deviation, likewise
-                           crop_scale=None,  # RandomResizedCrop's range of area fractions; None: (0.08, 1) from 64 px up, (0.5, 1) below
+def linear_train_transform(size: int,                        # side of the square crop, in pixels
+                           channels: int,                    # the images' channels: the first `channels` values of mean and std are used
+                           mean,                             # per-channel mean of the images scaled to [0, 1] (`dataset_info`)
+                           std,                              # per-channel standard deviation, likewise
+                           crop_scale: tuple | None = None,  # RandomResizedCrop's range of area fractions; None: (0.08, 1) from 64 px up, (0.5, 1) below
                           ) -> v2.Compose:
     "RandomResizedCrop + horizontal flip + normalise: the linear protocol's training augmentation."
     crop_scale = crop_scale or ((0.08, 1.0) if size >= 64 else (0.5, 1.0))
@@ -286,28 +287,28 @@ def _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, 
     return dict(**evaluate_classifier(model, progress_bar(test_loader, 'test', progress and rank == 0), device), epochs=rows, world_size=world, batch_per_process=batch,
                 global_batch=batch * world), model
 
-def linear_eval(backbone: nn.Module,  # the pretrained backbone (frozen, kept in eval mode)
-                train_set,            # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
-                test_set,             # (uint8 image, label) dataset for top-1/top-5, centre crops
-                num_classes: int,     # outputs of the classifier
-                cfg: EvalConfig,      # epochs, batch_size, lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
-                info: dict,           # the dataset's `dataset_info`: size, channels, mean, std
-                log=print,            # one line per epoch (None: silent)
-                progress: bool = False,  # tqdm bars over each epoch's batches and the test pass
-                metrics=None,         # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
+def linear_eval(backbone: nn.Module,                # the pretrained backbone (frozen, kept in eval mode)
+                train_set,                          # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
+                test_set,                           # (uint8 image, label) dataset for top-1/top-5, centre crops
+                num_classes: int,                   # outputs of the classifier
+                cfg: EvalConfig,                    # epochs, batch_size, lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
+                info: dict,                         # the dataset's `dataset_info`: size, channels, mean, std
+                log: Callable | None = print,       # one line per epoch (None: silent)
+                progress: bool = False,             # tqdm bars over each epoch's batches and the test pass
+                metrics: MetricsLog | None = None,  # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
                ) -> dict:
     "Train a linear layer on the frozen backbone (eval mode) with augmentation; top-1/top-5 on `test_set`."
     return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, True, progress, metrics)
 
-def finetune(backbone: nn.Module,  # the pretrained backbone (trained with the classifier)
-             train_set,            # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
-             test_set,             # (uint8 image, label) dataset for top-1/top-5, centre crops
-             num_classes: int,     # outputs of the classifier
-             cfg: EvalConfig,      # epochs, batch_size, lr, backbone_lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
-             info: dict,           # the dataset's `dataset_info`: size, channels, mean, std
-             log=print,            # one line per epoch (None: silent)
-             progress: bool = False,  # tqdm bars over each epoch's batches and the test pass
-             metrics=None,         # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
+def finetune(backbone: nn.Module,                # the pretrained backbone (trained with the classifier)
+             train_set,                          # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
+             test_set,                           # (uint8 image, label) dataset for top-1/top-5, centre crops
+             num_classes: int,                   # outputs of the classifier
+             cfg: EvalConfig,                    # epochs, batch_size, lr, backbone_lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
+             info: dict,                         # the dataset's `dataset_info`: size, channels, mean, std
+             log: Callable | None = print,       # one line per epoch (None: silent)
+             progress: bool = False,             # tqdm bars over each epoch's batches and the test pass
+             metrics: MetricsLog | None = None,  # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
             ) -> dict:
     "Fine-tune backbone (at `backbone_lr`) and a new fc (at `lr`) together; top-1/top-5 on `test_set`."
     return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, False, progress, metrics)
@@ -363,7 +364,7 @@ def open_results_folder(out: Path,        # the evaluation's folder (created wit
 
 def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an OpenSelfSup/mmcv file or a torchvision state_dict (09_interop)
                         cfg: EvalConfig | None = None,  # the protocol and its parameters; None: `EvalConfig(**kwargs)`
-                        log=print,                      # where the progress lines go (None: nowhere)
+                        log: Callable | None = print,   # where the progress lines go (None: nowhere)
                         progress: bool = True,          # tqdm bars over feature extraction and epochs (process 0)
                         **kwargs,                       # `EvalConfig` fields, when `cfg` is None
                        ) -> dict:
@@ -434,7 +435,7 @@ def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an O
     return res
 
 # %% ../nbs/12_linear.ipynb
-def main(argv=None):   # the command's arguments: CHECKPOINT [CONFIG.yaml or preset] [key=value ...] or --help; None: sys.argv[1:]
+def main(argv: list[str] | None = None):   # the command's arguments: CHECKPOINT [CONFIG.yaml or preset] [key=value ...] or --help; None: sys.argv[1:]
     "Command line: evaluate a checkpoint with the `EvalConfig` a YAML file (or preset) and `key=value` arguments give."
     from triplet_ssl.cli import format_help, key_value_note, preset_path
     argv = sys.argv[1:] if argv is None else argv

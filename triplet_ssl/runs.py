@@ -381,12 +381,12 @@ class Trackers:
 # %% ../nbs/06_runs.ipynb
 class MetricsLog:
     "Per-epoch rows in metrics.jsonl and per-step rows in steps.jsonl (JSON lines), mirrored to the `loggers` (`Trackers`)."
-    def __init__(self, out_dir,               # the run folder (it must exist): metrics.jsonl and steps.jsonl are written there
-                 resume: bool = False,        # keep the rows already there (a resumed run; see `truncate_after`); False: both files start empty
-                 loggers=('tensorboard',),    # names among `LOGGERS` the rows are mirrored to (see `Trackers`)
-                 config: dict | None = None,  # the run's parameters, for the trackers
-                 run_id: str | None = None,   # the run's id: a resumed run goes on in its own W&B / MLflow run
-                 kind: str = 'pretrain',      # the trackers' label of the run: 'pretrain', or an evaluation's protocol
+    def __init__(self, out_dir,                                   # the run folder (it must exist): metrics.jsonl and steps.jsonl are written there
+                 resume: bool = False,                            # keep the rows already there (a resumed run; see `truncate_after`); False: both files start empty
+                 loggers: str | tuple | list = ('tensorboard',),  # names among `LOGGERS` the rows are mirrored to (see `Trackers`)
+                 config: dict | None = None,                      # the run's parameters, for the trackers
+                 run_id: str | None = None,                       # the run's id: a resumed run goes on in its own W&B / MLflow run
+                 kind: str = 'pretrain',                          # the trackers' label of the run: 'pretrain', or an evaluation's protocol
                 ):
         self.dir = Path(out_dir)
         for name in ('metrics.jsonl', 'steps.jsonl'):
