@@ -24,7 +24,8 @@ FORMATS = ("a triplet-ssl run checkpoint ('model' with 'backbone.*'), an OpenSel
 
 def _strip(sd: dict, prefix: str) -> dict: return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
 
-def backbone_state_dict(obj) -> tuple[dict, str | None, str]:
+def backbone_state_dict(obj,  # a loaded checkpoint (what `read_checkpoint` or a .pkl's unpickling returns): a dict in one of the `FORMATS`
+                       ) -> tuple[dict, str | None, str]:
     "The backbone weights (torchvision names), arch (None where not recorded) and detected format of a loaded checkpoint `obj`."
     if not isinstance(obj, dict): raise CheckpointError(f"Expected a checkpoint dict, got {type(obj).__name__}. Expected {FORMATS}.")
     model, arch = obj.get('model'), None
@@ -59,7 +60,8 @@ def _read_pickle(path: Path):
         raise CheckpointError(f"{path} cannot be read as a detectron2 .pkl ({_first_line(e)}); only pickles of numpy arrays are read "
                               "(a pickle can run code). Write it again with export_detectron2 from the checkpoint it came from.") from None
 
-def read_backbone(path) -> tuple[dict, str | None, str]:
+def read_backbone(path,  # a checkpoint file in one of the `FORMATS` (a .pkl that is not a torch zip: detectron2's)
+                 ) -> tuple[dict, str | None, str]:
     """The backbone weights (torchvision names), arch (None where the file does not record it) and format of the checkpoint
     file `path`: the one way this package reads a backbone. Torch files through `read_checkpoint`; a detectron2 .pkl
     (not a torch zip) through the numpy-only unpickler."""
@@ -92,7 +94,12 @@ def load_backbone(path,                       # any checkpoint file `read_backbo
         raise CheckpointError(f"{path} ({fmt}) does not fit arch={arch!r}: missing {missing[:5]}, unexpected {unexpected[:5]}. {fix}")
     return net
 
-def check_exportable(path, sd: dict, arch: str | None, fmt: str, to: str):
+def check_exportable(path,              # the checkpoint file (named in the error)
+                     sd: dict,          # its backbone weights, torchvision names (`read_backbone`)
+                     arch: str | None,  # its arch; None: not recorded (the stem is still checked)
+                     fmt: str,          # its format as `read_backbone` detected it (named in the error)
+                     to: str,           # the target, named in the error: 'torchvision' or 'detectron2'
+                    ):
     """The one rule of every export (torchvision, detectron2): a ResNet of torchvision's layout (`TORCHVISION_ARCHS`) whose
     stem is the ImageNet 3-channel 7×7 convolution; else a `CheckpointError` saying why and what to do."""
     if arch is not None and arch not in TORCHVISION_ARCHS:
@@ -166,7 +173,8 @@ def _d2_to_tv_name(name: str) -> str:
     if conv: return f"{prefix}.{'bn' if norm else 'conv'}{conv}.{attr}"
     return f"{prefix}.downsample.{1 if norm else 0}.{attr}"
 
-def torchvision_to_detectron2(state_dict: dict) -> dict:
+def torchvision_to_detectron2(state_dict: dict,  # a torchvision ResNet state_dict (conv1, bn1, layer1-4; fc and BN counters are dropped)
+                             ) -> dict:
     "A torchvision ResNet state_dict as {detectron2 name: numpy array} (drops fc and BN counters)."
     out = {}
     for name, tensor in state_dict.items():
@@ -175,7 +183,8 @@ def torchvision_to_detectron2(state_dict: dict) -> dict:
     if 'stem.conv1.weight' not in out: raise KeyError("No conv1.weight: this is not a torchvision ResNet state_dict.")
     return out
 
-def detectron2_to_torchvision(weights: dict) -> dict:
+def detectron2_to_torchvision(weights: dict,  # {detectron2 name: array or tensor}, or a whole .pkl dict holding it under 'model'
+                             ) -> dict:
     "The inverse: {detectron2 name: array} (or a detectron2 .pkl's dict) back to torchvision names and tensors."
     if 'model' in weights and isinstance(weights['model'], dict): weights = weights['model']
     return {_d2_to_tv_name(k): torch.as_tensor(np.asarray(v)) for k, v in weights.items()}
@@ -192,7 +201,8 @@ def export_detectron2(path,  # any checkpoint file `read_backbone` reads (a resn
         pickle.dump({'model': torchvision_to_detectron2(sd), '__author__': 'triplet-ssl', 'matching_heuristics': True}, f)
     return out
 
-def load_detectron2_pkl(path) -> dict:
+def load_detectron2_pkl(path,  # a detectron2 weights .pkl (as `export_detectron2` writes it): only numpy arrays are unpickled
+                       ) -> dict:
     "The {detectron2 name: numpy array} weights of a detectron2 .pkl, read with the numpy-only unpickler."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{str(path)!r} does not exist.")
@@ -201,7 +211,8 @@ def load_detectron2_pkl(path) -> dict:
     return obj['model']
 
 # %% ../nbs/09_interop.ipynb
-def main(argv=None):
+def main(argv: list[str] | None = None):   # the command's arguments (`export CKPT OUT.pth [ARCH]` or `inspect CKPT`); None: sys.argv[1:]
+    "Command line: `inspect` a checkpoint's backbone or `export` it as a torchvision state_dict (`python -m triplet_ssl.interop --help`)."
     import argparse
     from triplet_ssl.cli import ArgparseHelp
     p = argparse.ArgumentParser(prog='python -m triplet_ssl.interop', formatter_class=ArgparseHelp,

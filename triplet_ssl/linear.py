@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, math, os, sys, time
 from dataclasses import dataclass, asdict
+from typing import Callable
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -83,15 +84,18 @@ class EvalConfig:
         if not 0 <= self.momentum < 1: raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
         if self.num_workers < 0: raise ValueError(f"num_workers must be 0 or more, got {self.num_workers!r}.")
 
-def load_eval_config(path=None,      # a YAML file of parameter: value (None: only the defaults and what follows)
-                     overrides=(),   # `key=value` strings, values parsed as YAML (the command line's), applied after the file
-                     **kwargs,       # fields set last, over the file and the overrides
+def load_eval_config(path: str | Path | None = None,  # a YAML file of parameter: value (None: only the defaults and what follows)
+                     overrides: tuple | list = (),    # `key=value` strings, values parsed as YAML (the command line's), applied after the file
+                     **kwargs,                        # fields set last, over the file and the overrides
                     ) -> EvalConfig:
     "An `EvalConfig` from a YAML file, then `key=value` strings (parsed as YAML), then keyword arguments (read as `08_config` reads `Config`)."
     return EvalConfig(**read_params(EvalConfig, path, overrides, **kwargs))
 
 # %% ../nbs/12_linear.ipynb
-def class_balanced_subset(labels: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
+def class_balanced_subset(labels: torch.Tensor,  # (N,) class labels of the split (anything `torch.as_tensor` takes)
+                          fraction: float,       # share of each class to keep, in (0, 1]: rounded, at least one image per class
+                          seed: int = 0,         # seeds the draw: the same labels, fraction and seed give the same subset
+                         ) -> torch.Tensor:
     "Sorted indices of a seeded subset holding `fraction` of each class's images (at least one per class)."
     labels = torch.as_tensor(labels)
     g = torch.Generator().manual_seed(seed)
@@ -101,14 +105,24 @@ def class_balanced_subset(labels: torch.Tensor, fraction: float, seed: int = 0) 
         picked.append(idx[torch.randperm(len(idx), generator=g)[:max(1, round(fraction * len(idx)))]])
     return torch.cat(picked).sort().values
 
-def subset_file_name(fraction: float, seed: int) -> str: return f"labels_{fraction * 100:g}pct_seed{seed}.txt"
+def subset_file_name(fraction: float,  # the label fraction (0.01 is '1pct' in the name)
+                     seed: int,        # the draw's seed
+                    ) -> str:
+    "The file name of a seeded class-balanced subset in the evaluation's folder, e.g. labels_1pct_seed0.txt."
+    return f"labels_{fraction * 100:g}pct_seed{seed}.txt"
 
-def write_subset(path, indices, note: str = '') -> Path:
+def write_subset(path,            # the text file to write (its folders are created)
+                 indices,         # the chosen images' indices in the labelled split (a tensor or a sequence of ints)
+                 note: str = '',  # what the subset is, written first as a `# note` line; '': no such line
+                ) -> Path:
+    "Write `indices` to `path`, one a line, under the `note`; returns `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text((f'# {note}\n' if note else '') + ''.join(f'{i}\n' for i in torch.as_tensor(indices).tolist()))
     return path
 
-def read_subset(path) -> torch.Tensor:
+def read_subset(path,  # a file `write_subset` wrote (blank lines and # lines skipped)
+               ) -> torch.Tensor:
+    "The indices of a subset file, as a tensor."
     return torch.tensor([int(l) for l in Path(path).read_text().splitlines() if l.strip() and not l.startswith('#')])
 
 # %% ../nbs/12_linear.ipynb
@@ -116,7 +130,9 @@ import triplet_ssl
 SUBSETS_DIR = Path(triplet_ssl.__file__).resolve().parent.parent / 'data' / 'imagenet_subsets'
 STANDARD_SUBSETS = {0.01: '1percent.txt', 0.1: '10percent.txt'}   # SimCLR's released lists
 
-def standard_subset_file(dataset: str, label_fraction: float | None) -> Path | None:
+def standard_subset_file(dataset: str,                  # a key of data.DATASETS: only 'imagenet' has standard lists
+                         label_fraction: float | None,  # 0.01 or 0.1: SimCLR's 1% or 10% list; any other value (None too): no list
+                        ) -> Path | None:
     "SimCLR's list for ImageNet at 1% or 10% of the labels; None for any other dataset or fraction (the seeded class-balanced draw)."
     if dataset != 'imagenet' or label_fraction not in STANDARD_SUBSETS: return None
     path = SUBSETS_DIR / STANDARD_SUBSETS[label_fraction]
@@ -124,13 +140,16 @@ def standard_subset_file(dataset: str, label_fraction: float | None) -> Path | N
                                                    "data/imagenet_subsets/; run from a clone, or pass subset_file=PATH.")
     return path
 
-def read_names(path) -> list[str]:
+def read_names(path,  # a text file of image file names, as SimCLR's lists (n01440764_10026.JPEG)
+              ) -> list[str]:
     "Image file names, one a line (blank lines and # comments skipped)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"Subset list {str(path)!r} does not exist.")
     return [l.strip() for l in path.read_text().splitlines() if l.strip() and not l.startswith('#')]
 
-def named_subset(dataset, names) -> torch.Tensor:
+def named_subset(dataset,  # a dataset of image files with `samples` [(path, label)] (torchvision's ImageFolder: imagenet, image_folder)
+                 names,    # file names, without folders, of the images to select
+                ) -> torch.Tensor:
     "Sorted indices of the images of a file-backed `dataset` whose file name is in `names`."
     samples = getattr(dataset, 'samples', None)
     if samples is None:
@@ -141,7 +160,10 @@ def named_subset(dataset, names) -> torch.Tensor:
 # %% ../nbs/12_linear.ipynb
 class Classifier(nn.Module):
     "backbone → fc; with `frozen`, the backbone gets no gradient and stays in eval mode (BN statistics fixed)."
-    def __init__(self, backbone: nn.Module, num_classes: int, frozen: bool = True):
+    def __init__(self, backbone: nn.Module,  # the pretrained backbone (with `feature_dim`, as `models.build_backbone` makes)
+                 num_classes: int,           # outputs of the new fc layer (weights drawn from N(0, 0.01²), biases 0)
+                 frozen: bool = True,        # True: the linear protocol's frozen backbone; False: fine-tuning, the backbone trains too
+                ):
         super().__init__()
         self.backbone, self.frozen = backbone, frozen
         self.fc = nn.Linear(backbone.feature_dim, num_classes)
@@ -157,14 +179,20 @@ class Classifier(nn.Module):
         else: f = self.backbone(x)
         return self.fc(f)
 
-def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> list[int]:
+def topk_correct(logits: torch.Tensor,  # (N, C) class scores
+                 y: torch.Tensor,       # (N,) true labels
+                 ks: tuple = (1, 5),    # the k of each count (a k above the class count counts every class)
+                ) -> list[int]:
     "Number of rows whose label is among the k highest logits, for each k (k capped at the class count)."
     top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
     hit = top == y[:, None]
     return [hit[:, :k].any(1).sum().item() for k in ks]
 
 @torch.no_grad()
-def evaluate_classifier(model: nn.Module, loader, device) -> dict:
+def evaluate_classifier(model: nn.Module,  # a classifier giving (N, C) logits: evaluated in eval mode, then put back in its mode
+                        loader,            # (images, labels) batches: this process's share of the test set
+                        device,            # the model's device: batches and counts go there
+                       ) -> dict:
     "Top-1 and top-5 accuracy (%) of `model` over (images, labels) batches (each process's `shard`: the counts are summed)."
     was = model.training; model.eval()
     c1 = c5 = n = 0
@@ -174,8 +202,20 @@ def evaluate_classifier(model: nn.Module, loader, device) -> dict:
     c1, c5, n = all_reduce_sum(torch.tensor([c1, c5, n], device=device)).tolist()
     return dict(top1=100.0 * c1 / n, top5=100.0 * c5 / n)
 
-def fit(model: nn.Module, groups: list[dict], loader, epochs: int, warmup_epochs: float, momentum: float, weight_decay: float,
-        device, log=None, progress: bool = False, metrics=None, lr_schedule: str = 'per_step', warmup_ratio: float = 1e-4) -> list[dict]:
+def fit(model: nn.Module,                   # the classifier to train, giving (N, C) logits; may be a DDP module
+        groups: list[dict],                 # SGD parameter groups [{'params', 'lr'}], each with its peak lr
+        loader,                             # (images, labels) batches of one epoch (len: the steps per epoch; a sampler's `set_epoch` is called)
+        epochs: int,                        # passes over `loader`
+        warmup_epochs: float,               # epochs of lr warm-up before the cosine decay (a fraction is allowed)
+        momentum: float,                    # SGD momentum
+        weight_decay: float,                # SGD weight decay
+        device,                             # where the batches are moved (the model's device)
+        log: Callable | None = None,        # a function that gets one line per epoch (e.g. print); None: silent
+        progress: bool = False,             # a tqdm bar over each epoch's batches
+        metrics: MetricsLog | None = None,  # a `runs.MetricsLog` that gets each epoch's row; None: none
+        lr_schedule: str = 'per_step',      # 'per_step': warm-up then per-step cosine (`lr_at`); 'mmcv': the authors' (`mmcv_lr_at`)
+        warmup_ratio: float = 1e-4,         # lr_schedule='mmcv': the warm-up's starting fraction of the lr
+       ) -> list[dict]:
     """SGD with warm-up + cosine over `groups` ([{'params', 'lr'}]): `lr_schedule` 'per_step' (`lr_at`) or 'mmcv' (`mmcv_lr_at`,
     the authors'); returns per-epoch rows (loss, train top-1 over all processes, `lr`: the first group's lr at the epoch's first
     step): `model` may be a DDP module, and `loader`'s sampler may have `set_epoch`. Each epoch: a bar over its batches
@@ -206,7 +246,12 @@ def fit(model: nn.Module, groups: list[dict], loader, epochs: int, warmup_epochs
     return rows
 
 # %% ../nbs/12_linear.ipynb
-def linear_train_transform(size: int, channels: int, mean, std, crop_scale=None) -> v2.Compose:
+def linear_train_transform(size: int,                        # side of the square crop, in pixels
+                           channels: int,                    # the images' channels: the first `channels` values of mean and std are used
+                           mean,                             # per-channel mean of the images scaled to [0, 1] (`dataset_info`)
+                           std,                              # per-channel standard deviation, likewise
+                           crop_scale: tuple | None = None,  # RandomResizedCrop's range of area fractions; None: (0.08, 1) from 64 px up, (0.5, 1) below
+                          ) -> v2.Compose:
     "RandomResizedCrop + horizontal flip + normalise: the linear protocol's training augmentation."
     crop_scale = crop_scale or ((0.08, 1.0) if size >= 64 else (0.5, 1.0))
     return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, scale=crop_scale, antialias=True), v2.RandomHorizontalFlip(),
@@ -242,28 +287,28 @@ def _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, 
     return dict(**evaluate_classifier(model, progress_bar(test_loader, 'test', progress and rank == 0), device), epochs=rows, world_size=world, batch_per_process=batch,
                 global_batch=batch * world), model
 
-def linear_eval(backbone: nn.Module,  # the pretrained backbone (frozen, kept in eval mode)
-                train_set,            # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
-                test_set,             # (uint8 image, label) dataset for top-1/top-5, centre crops
-                num_classes: int,     # outputs of the classifier
-                cfg: EvalConfig,      # epochs, batch_size, lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
-                info: dict,           # the dataset's `dataset_info`: size, channels, mean, std
-                log=print,            # one line per epoch (None: silent)
-                progress: bool = False,  # tqdm bars over each epoch's batches and the test pass
-                metrics=None,         # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
+def linear_eval(backbone: nn.Module,                # the pretrained backbone (frozen, kept in eval mode)
+                train_set,                          # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
+                test_set,                           # (uint8 image, label) dataset for top-1/top-5, centre crops
+                num_classes: int,                   # outputs of the classifier
+                cfg: EvalConfig,                    # epochs, batch_size, lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
+                info: dict,                         # the dataset's `dataset_info`: size, channels, mean, std
+                log: Callable | None = print,       # one line per epoch (None: silent)
+                progress: bool = False,             # tqdm bars over each epoch's batches and the test pass
+                metrics: MetricsLog | None = None,  # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
                ) -> dict:
     "Train a linear layer on the frozen backbone (eval mode) with augmentation; top-1/top-5 on `test_set`."
     return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, True, progress, metrics)
 
-def finetune(backbone: nn.Module,  # the pretrained backbone (trained with the classifier)
-             train_set,            # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
-             test_set,             # (uint8 image, label) dataset for top-1/top-5, centre crops
-             num_classes: int,     # outputs of the classifier
-             cfg: EvalConfig,      # epochs, batch_size, lr, backbone_lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
-             info: dict,           # the dataset's `dataset_info`: size, channels, mean, std
-             log=print,            # one line per epoch (None: silent)
-             progress: bool = False,  # tqdm bars over each epoch's batches and the test pass
-             metrics=None,         # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
+def finetune(backbone: nn.Module,                # the pretrained backbone (trained with the classifier)
+             train_set,                          # labelled (uint8 image, label) dataset: the protocol's augmentation is applied here
+             test_set,                           # (uint8 image, label) dataset for top-1/top-5, centre crops
+             num_classes: int,                   # outputs of the classifier
+             cfg: EvalConfig,                    # epochs, batch_size, lr, backbone_lr, momentum, weight_decay, warmup_epochs, crop_scale, seed, ...
+             info: dict,                         # the dataset's `dataset_info`: size, channels, mean, std
+             log: Callable | None = print,       # one line per epoch (None: silent)
+             progress: bool = False,             # tqdm bars over each epoch's batches and the test pass
+             metrics: MetricsLog | None = None,  # a `runs.MetricsLog` for the per-epoch rows (metrics.jsonl, TensorBoard)
             ) -> dict:
     "Fine-tune backbone (at `backbone_lr`) and a new fc (at `lr`) together; top-1/top-5 on `test_set`."
     return _fit_classifier(backbone, train_set, test_set, num_classes, cfg, info, log, False, progress, metrics)
@@ -300,7 +345,10 @@ def linear_eval_features(train_f: torch.Tensor,     # (n, d) features of the lab
     return dict(top1=100.0 * c1 / len(test_y), top5=100.0 * c5 / len(test_y), train_top1=rows[-1]['train_top1'])
 
 # %% ../nbs/12_linear.ipynb
-def open_results_folder(out: Path, cfg: EvalConfig, checkpoint):
+def open_results_folder(out: Path,        # the evaluation's folder (created with its parents if missing)
+                        cfg: EvalConfig,  # this evaluation's settings, compared with those of results.json there
+                        checkpoint,       # the checkpoint evaluated: a results.json of another one (by file name) is another evaluation
+                       ):
     """Create the evaluation's folder `out`; refuse one whose results.json records another evaluation (another checkpoint
     or other settings), which is never replaced without `cfg.overwrite`, or a folder that cannot be written (e.g. beside a read-only checkpoint)."""
     p, mine = out / 'results.json', json.loads(json.dumps(asdict(cfg), default=list))
@@ -316,7 +364,7 @@ def open_results_folder(out: Path, cfg: EvalConfig, checkpoint):
 
 def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an OpenSelfSup/mmcv file or a torchvision state_dict (09_interop)
                         cfg: EvalConfig | None = None,  # the protocol and its parameters; None: `EvalConfig(**kwargs)`
-                        log=print,                      # where the progress lines go (None: nowhere)
+                        log: Callable | None = print,   # where the progress lines go (None: nowhere)
                         progress: bool = True,          # tqdm bars over feature extraction and epochs (process 0)
                         **kwargs,                       # `EvalConfig` fields, when `cfg` is None
                        ) -> dict:
@@ -387,7 +435,8 @@ def evaluate_checkpoint(checkpoint,                     # a run checkpoint, an O
     return res
 
 # %% ../nbs/12_linear.ipynb
-def main(argv=None):
+def main(argv: list[str] | None = None):   # the command's arguments: CHECKPOINT [CONFIG.yaml or preset] [key=value ...] or --help; None: sys.argv[1:]
+    "Command line: evaluate a checkpoint with the `EvalConfig` a YAML file (or preset) and `key=value` arguments give."
     from triplet_ssl.cli import format_help, key_value_note, preset_path
     argv = sys.argv[1:] if argv is None else argv
     if not argv or {'-h', '--help'} & set(argv):

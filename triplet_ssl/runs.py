@@ -43,7 +43,9 @@ def _mount_point(path) -> Path:
     while not os.path.ismount(p): p = p.parent
     return p
 
-def write_atomic(path, data: bytes | memoryview):
+def write_atomic(path,                      # the file to write: replaced whole, through NAME.tmp in the same folder
+                 data: bytes | memoryview,  # the file's entire new content
+                ):
     "Write `data` to `path` so that a crash leaves either the old file or the new one: NAME.tmp, fsync, rename, fsync the folder."
     path = Path(path); tmp = path.with_name(path.name + '.tmp')
     try:
@@ -60,7 +62,8 @@ def write_atomic(path, data: bytes | memoryview):
         raise
     _fsync_dir(path.parent)
 
-def read_manifest(out_dir) -> dict:
+def read_manifest(out_dir,  # a run folder: its checkpoints.json is read
+                 ) -> dict:
     "checkpoints.json of a run folder: {file name: {sha256, bytes, step, run_id}}; {} if there is none."
     p = Path(out_dir) / MANIFEST
     if not p.exists(): return {}
@@ -69,7 +72,10 @@ def read_manifest(out_dir) -> dict:
         warnings.warn(f"{p} cannot be read ({_first_line(e)}); checkpoints in {p.parent} are loaded without checksum verification.")
         return {}
 
-def save_checkpoint(path, run_id: str | None = None, **state):
+def save_checkpoint(path,                       # the file to write (`checkpoint_path` names a run's); its folder's checkpoints.json records it
+                    run_id: str | None = None,  # the run writing it, stored in the file and its manifest entry (`prune_checkpoints` prunes by it); None: no id
+                    **state,                    # the entries to save (model, optimizer, step, config, ...): tensors, containers and plain values, as weights_only loading takes
+                   ):
     "Save `state` (weights-only-loadable values) to `path`: checksum recorded first, then an atomic, fsynced write."
     path = Path(path)
     if run_id is not None: state['run_id'] = run_id   # a resumed run takes its id back from here
@@ -83,14 +89,21 @@ def save_checkpoint(path, run_id: str | None = None, **state):
         with contextlib.suppress(Exception): write_atomic(path.parent / MANIFEST, json.dumps(before, indent=1).encode())
         raise
 
-def checkpoint_path(out_dir, step: int) -> Path: return Path(out_dir) / f'checkpoint-{step:08d}.pt'
+def checkpoint_path(out_dir,    # the run folder
+                    step: int,  # the training step it is saved at: the file is checkpoint-<step, 8 digits>.pt
+                   ) -> Path:
+    "The file of the checkpoint saved at `step` in run folder `out_dir` (zero-padded, so that names sort by step)."
+    return Path(out_dir) / f'checkpoint-{step:08d}.pt'
 
-def list_checkpoints(out_dir) -> list[Path]:
+def list_checkpoints(out_dir,  # a run folder: its checkpoint-<8 digits>.pt files (other names are ignored)
+                    ) -> list[Path]:
     "The run folder's checkpoints, oldest first."
     return sorted(p for p in Path(out_dir).glob('checkpoint-*.pt') if re.fullmatch(r'checkpoint-\d{8}\.pt', p.name))
 
 # %% ../nbs/06_runs.ipynb
-def read_checkpoint(path, verify: bool = True) -> dict | object:
+def read_checkpoint(path,                 # a checkpoint file written by torch.save (a folder is refused, naming its .pt files)
+                    verify: bool = True,  # check the sha256 the folder's checkpoints.json recorded (no entry: the zip's CRC-32s); False: neither
+                   ) -> dict | object:
     """The one place this package reads a checkpoint file: `torch.load(weights_only=True)`, the sha256 recorded in
     the folder's `checkpoints.json` verified (`verify`), and one vocabulary of errors (`CheckpointError`)."""
     path = Path(path)
@@ -132,7 +145,10 @@ def _zip_damage(data) -> str | None:
     except (OSError, EOFError, ValueError) as e: return _first_line(e)
     return bad and f'member {bad} is damaged'
 
-def load_checkpoint(path, model: torch.nn.Module | None = None, arch: str | None = None) -> dict:
+def load_checkpoint(path,                                  # a triplet-ssl run checkpoint (a dict with 'model'), read by `read_checkpoint`
+                    model: torch.nn.Module | None = None,  # a model to load the weights into (strictly); None: read and check the file only
+                    arch: str | None = None,               # the arch expected (a key of models.ARCHS): a checkpoint recording another is refused; None: any
+                   ) -> dict:
     "A triplet-ssl checkpoint (see `read_checkpoint`); check its arch and load its weights into `model` if given."
     path = Path(path)
     ckpt = read_checkpoint(path)
@@ -151,7 +167,10 @@ def load_checkpoint(path, model: torch.nn.Module | None = None, arch: str | None
 
 RESUME_KEYS = ('model', 'optimizer', 'scaler', 'rng', 'step', 'config')
 
-def latest_checkpoint(out_dir, require: tuple = ('model',), rejected: list | None = None) -> tuple[Path, dict] | tuple[None, None]:
+def latest_checkpoint(out_dir,                       # the run folder
+                      require: tuple = ('model',),   # entries a checkpoint must hold to be taken (`RESUME_KEYS` to resume a run)
+                      rejected: list | None = None,  # a list that gets (path, reason) for each newer checkpoint skipped; None: warnings only
+                     ) -> tuple[Path, dict] | tuple[None, None]:
     """The newest checkpoint of `out_dir` that loads, verifies and holds the `require`d entries; the others are reported
     and skipped (and appended to `rejected` as (file, reason))."""
     for p in reversed(list_checkpoints(out_dir)):
@@ -168,7 +187,10 @@ def _verifies(p: Path, entry: dict | None) -> bool:
     try: return bool(entry) and p.stat().st_size > 0 and hashlib.sha256(p.read_bytes()).hexdigest() == entry.get('sha256')
     except OSError: return False
 
-def prune_checkpoints(out_dir, keep_last: int, run_id: str | None = None):
+def prune_checkpoints(out_dir,                    # the run folder
+                      keep_last: int,             # how many of the run's newest checkpoints to keep (Config.keep_last); below 1: delete none
+                      run_id: str | None = None,  # the run whose checkpoints are pruned, as `save_checkpoint` recorded it in checkpoints.json
+                     ):
     """Delete run `run_id`'s checkpoints but its newest `keep_last`. Files of other runs (or with no manifest entry)
     are never touched, nor the newest of this run's checkpoints that verifies."""
     if keep_last < 1: return
@@ -186,7 +208,7 @@ def prune_checkpoints(out_dir, keep_last: int, run_id: str | None = None):
 class RunLock:
     """An exclusive lock on a run folder for the run's life: `flock` on `out_dir/.lock`, which the OS releases when the
     process ends however it ends (`kill -9` too). The file names the holder, so a second run can say who it is."""
-    def __init__(self, out_dir): self.path, self.fd = Path(out_dir) / '.lock', None
+    def __init__(self, out_dir): self.path, self.fd = Path(out_dir) / '.lock', None   # the run folder (it must exist): the lock is its file .lock
 
     def acquire(self) -> 'RunLock':
         try: import fcntl
@@ -216,7 +238,10 @@ def _held_run(out: Path) -> str:
     logged = [n for n in ('metrics.jsonl', 'steps.jsonl') if (out / n).is_file() and (out / n).stat().st_size > 0]
     return f"{len(ckpts)} checkpoint(s), newest {ckpts[-1].name}" if ckpts else ' and '.join(logged)
 
-def check_run_folder(out_dir, resume: bool, overwrite: bool = False):
+def check_run_folder(out_dir,                  # the run folder (it need not exist yet)
+                     resume: bool,             # True: a run continues in it (its checkpoints and logs are expected); False: a fresh run, refused where one is
+                     overwrite: bool = False,  # a fresh run deletes the run there (checkpoints and checkpoints.json, logs, run.json, config.yaml, tb/) instead of refusing
+                    ):
     """Refuse a fresh run into a folder that holds a run (its checkpoints or metrics), unless `overwrite`, which
     deletes that run's files first: call it holding the folder's `RunLock`, so that a live run is never touched.
     Also refuse an `out_dir` that is a file."""
@@ -232,7 +257,10 @@ def check_run_folder(out_dir, resume: bool, overwrite: bool = False):
     for n in RUN_FILES: (out / n).unlink(missing_ok=True)
     shutil.rmtree(out / 'tb', ignore_errors=True)
 
-def open_run_folder(out_dir, resume: bool, overwrite: bool = False) -> RunLock:
+def open_run_folder(out_dir,                  # the run folder; created with its parents if missing
+                    resume: bool,             # True: a run continues in it (see `check_run_folder`); False: a fresh run
+                    overwrite: bool = False,  # a fresh run deletes the run found there instead of refusing
+                   ) -> RunLock:
     "Create `out_dir`, lock it (a live run's folder is refused here, naming its holder), then `check_run_folder`; returns the held lock."
     out = Path(out_dir)
     check_run_folder(out, resume=True)   # a file is refused before anything is created
@@ -242,13 +270,17 @@ def open_run_folder(out_dir, resume: bool, overwrite: bool = False) -> RunLock:
     except BaseException: lock.release(); raise
     return lock
 
-def run_ids(out_dir) -> set:
+def run_ids(out_dir,  # a run folder
+           ) -> set:
     "The ids of the runs whose record a run folder holds (run.json, checkpoints.json)."
     ids = {e.get('run_id') for e in read_manifest(out_dir).values() if isinstance(e, dict)}
     with contextlib.suppress(OSError, ValueError, AttributeError): ids.add(json.loads((Path(out_dir) / 'run.json').read_text()).get('run_id'))
     return ids - {None}
 
-def resume_checkpoint(out_dir, resume: str, overwrite: bool = False) -> tuple[Path | None, dict | None]:
+def resume_checkpoint(out_dir,                  # the run folder of the run being started
+                      resume: str,              # 'auto': the newest usable checkpoint of out_dir, if any; else the path of a checkpoint to continue
+                      overwrite: bool = False,  # with 'auto': where nothing can be resumed, start afresh instead of refusing (the caller deletes the old run's files)
+                     ) -> tuple[Path | None, dict | None]:
     """The checkpoint a run with `resume` continues from, or (None, None) for a fresh start. 'auto': the newest good one of
     `out_dir`; when checkpoints are there but none can be used, or the folder logged epochs but has no checkpoint, that is
     refused unless `overwrite`. A path: that checkpoint, refused if `out_dir` holds the record of another run."""
@@ -272,7 +304,7 @@ def resume_checkpoint(out_dir, resume: str, overwrite: bool = False) -> tuple[Pa
     return path, ckpt
 
 # %% ../nbs/06_runs.ipynb
-def seed_everything(seed: int):
+def seed_everything(seed: int):   # the seed of Python's, NumPy's and torch's generators (torch's seeds every CUDA device too)
     "Seed Python, NumPy and torch (CPU and CUDA)."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
@@ -283,7 +315,8 @@ def rng_state() -> dict:
     return dict(python=[py[0], list(py[1]), py[2]], numpy=[np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
                 torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
 
-def set_rng_state(state: dict):
+def set_rng_state(state: dict):   # what `rng_state` returned (a checkpoint's 'rng' entry)
+    "Restore the global random states (Python, NumPy, torch CPU and, where saved and available, CUDA) that `rng_state` returned."
     py = state['python']; random.setstate((py[0], tuple(py[1]), py[2]))
     np_state = state['numpy']; np.random.set_state((np_state[0], np_state[1].numpy(), *np_state[2:]))
     torch.set_rng_state(state['torch'])
@@ -295,7 +328,8 @@ import importlib
 LOGGERS = ('tensorboard', 'wandb', 'mlflow')
 ARTIFACTS = ('config.yaml', 'metrics.jsonl', 'steps.jsonl', 'results.json', 'curves.png')
 
-def check_loggers(loggers) -> tuple:
+def check_loggers(loggers,  # a name of `LOGGERS` or a list of them; None or empty: no tracker
+                 ) -> tuple:
     "`loggers` (a name or a list of names) as a tuple, or a ValueError naming an unknown one or the install command of a missing one."
     loggers = (loggers,) if isinstance(loggers, str) else tuple(loggers or ())
     for name in loggers:
@@ -306,7 +340,12 @@ def check_loggers(loggers) -> tuple:
 
 class Trackers:
     "The experiment trackers of one run folder (see above): `scalars(step, row, prefix)` as the run goes, artifacts at `close`."
-    def __init__(self, loggers, out_dir, config: dict | None = None, run_id: str | None = None, kind: str = 'pretrain'):
+    def __init__(self, loggers,               # names among `LOGGERS` (checked by `check_loggers`)
+                 out_dir,                     # the run folder: TensorBoard writes in out_dir/tb, W&B in out_dir; its `ARTIFACTS` go to W&B / MLflow at `close`
+                 config: dict | None = None,  # the run's parameters, logged as the tracker run's parameters (with run_folder and kind)
+                 run_id: str | None = None,   # the run's id: a resumed run goes on in its own W&B / MLflow run; None: a new tracker run each time
+                 kind: str = 'pretrain',      # the trackers' label of the run: 'pretrain', or an evaluation's protocol
+                ):
         self.dir, self.loggers, self.tb, self.wandb, self.mlflow = Path(out_dir), check_loggers(loggers), None, None, None
         params, key = dict(config or {}, run_folder=str(self.dir.resolve()), kind=kind), run_id and f'{kind}-{run_id}'
         if 'tensorboard' in self.loggers: self.tb = importlib.import_module('torch.utils.tensorboard').SummaryWriter(str(self.dir / 'tb'))
@@ -342,8 +381,13 @@ class Trackers:
 # %% ../nbs/06_runs.ipynb
 class MetricsLog:
     "Per-epoch rows in metrics.jsonl and per-step rows in steps.jsonl (JSON lines), mirrored to the `loggers` (`Trackers`)."
-    def __init__(self, out_dir, resume: bool = False, loggers=('tensorboard',), config: dict | None = None, run_id: str | None = None,
-                 kind: str = 'pretrain'):   # the trackers' label of the run: 'pretrain', or an evaluation's protocol
+    def __init__(self, out_dir,                                   # the run folder (it must exist): metrics.jsonl and steps.jsonl are written there
+                 resume: bool = False,                            # keep the rows already there (a resumed run; see `truncate_after`); False: both files start empty
+                 loggers: str | tuple | list = ('tensorboard',),  # names among `LOGGERS` the rows are mirrored to (see `Trackers`)
+                 config: dict | None = None,                      # the run's parameters, for the trackers
+                 run_id: str | None = None,                       # the run's id: a resumed run goes on in its own W&B / MLflow run
+                 kind: str = 'pretrain',                          # the trackers' label of the run: 'pretrain', or an evaluation's protocol
+                ):
         self.dir = Path(out_dir)
         for name in ('metrics.jsonl', 'steps.jsonl'):
             if not resume or not (self.dir / name).exists(): (self.dir / name).write_text('')
@@ -365,7 +409,9 @@ class MetricsLog:
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 
-def read_metrics(out_dir, name: str = 'metrics') -> list[dict]:
+def read_metrics(out_dir,                # a run folder (or an evaluation's)
+                 name: str = 'metrics',  # 'metrics': the per-epoch rows (metrics.jsonl); 'steps': the per-step rows (steps.jsonl)
+                ) -> list[dict]:
     """The rows of a run folder's metrics.jsonl (per epoch) or, with name='steps', steps.jsonl. A last line cut off
     mid-write (a crash) is skipped with a warning; any other line that is not JSON is an error naming the file and line."""
     path = Path(out_dir) / f'{name}.jsonl'
@@ -386,7 +432,8 @@ def _git(*args):
     try: return subprocess.run(['git', *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError, NameError): return ''
 
-def provenance(seed: int) -> dict:
+def provenance(seed: int,  # the run's seed, recorded with the rest
+              ) -> dict:
     "What reproduces a run: code version, packages, hardware and seed."
     import torchvision, triplet_ssl
     commit = _git('rev-parse', 'HEAD')
@@ -413,7 +460,7 @@ class StopRequest:
     def __exit__(self, *exc):
         for s, h in self._old.items(): signal.signal(s, h)
 
-def loader_worker_init(worker_id):
+def loader_worker_init(worker_id):   # the worker's index, as DataLoader passes it (unused: torch already gives each worker its own seed)
     """Data-loader workers leave SIGTERM / SIGINT to the main process: SLURM's pre-emption, `scancel` and Ctrl-C signal the
     whole process group, and a worker that died first would make the main process fail instead of checkpointing."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -429,7 +476,8 @@ def _end_loader_workers():
 
 atexit.register(_end_loader_workers)   # torch registered multiprocessing's handler first: this one runs before it
 
-def nonfinite_tensor(model: torch.nn.Module) -> str | None:
+def nonfinite_tensor(model: torch.nn.Module,  # the model whose floating-point parameters and buffers (its state_dict) are checked
+                    ) -> str | None:
     "The name of the first parameter or buffer holding a NaN or an infinity, or None (one device sync)."
     tensors = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
     finite = torch.stack([torch.isfinite(v).all() for v in tensors.values()])
