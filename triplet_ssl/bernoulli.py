@@ -15,7 +15,10 @@ __all__ = ['binomial_pmf', 'true_negative_prob', 'expected_same_class', 'DeputyP
            'true_negative_ranks', 'measured_purity']
 
 # %% ../nbs/14_bernoulli.ipynb
-def binomial_pmf(n: int, p: float, x_max: int | None = None) -> torch.Tensor:
+def binomial_pmf(n: int,                   # trials, e.g. an anchor's batch_size - 1 negatives
+                 p: float,                 # success probability of each trial, 0 < p < 1 (1 / n_classes: a negative shares the anchor's class)
+                 x_max: int | None = None, # the last x returned (at most n); None: n, the whole distribution
+                ) -> torch.Tensor:
     "P(X = x) for x = 0..x_max (default n), X ~ Binomial(n, p) with 0 < p < 1, in float64."
     x = torch.arange(min(n, n if x_max is None else x_max) + 1, dtype=torch.float64)
     log_comb = math.lgamma(n + 1) - torch.lgamma(x + 1) - torch.lgamma(n - x + 1)
@@ -29,7 +32,10 @@ def _check_batch(batch_size, n_classes):
         raise ValueError(f"n_classes={n_classes!r}: need an int >= 2 (with one class no negative is a true negative).")
 
 # %% ../nbs/14_bernoulli.ipynb
-def true_negative_prob(batch_size: int, n_classes: int, k_max: int | None = None) -> torch.Tensor:
+def true_negative_prob(batch_size: int,           # images the negatives are ranked in (>= 2): an anchor and batch_size - 1 negatives
+                       n_classes: int,            # balanced classes the images are drawn from (>= 2), e.g. 1000 for ImageNet
+                       k_max: int | None = None,  # the last rank returned (ranks 1..k_max); None: batch_size - 1, every negative
+                      ) -> torch.Tensor:
     "P(X < k) for k = 1..k_max (default batch_size - 1): the chance the rank-k negative is a true negative; index k - 1."
     _check_batch(batch_size, n_classes)
     k_max = batch_size - 1 if k_max is None else k_max
@@ -37,7 +43,9 @@ def true_negative_prob(batch_size: int, n_classes: int, k_max: int | None = None
     return pmf.cumsum(0).clamp(max=1.0)
 
 # %% ../nbs/14_bernoulli.ipynb
-def expected_same_class(batch_size: int, n_classes: int) -> float:
+def expected_same_class(batch_size: int,  # images the negatives are ranked in (>= 2): an anchor and batch_size - 1 negatives
+                        n_classes: int,   # balanced classes the images are drawn from (>= 2)
+                       ) -> float:
     "E[X] = (batch_size - 1) / n_classes: the mean number of same-class images among an anchor's negatives."
     _check_batch(batch_size, n_classes)
     return (batch_size - 1) / n_classes
@@ -49,7 +57,10 @@ class DeputyPurity(NamedTuple):
     all_clean: float
 
 # %% ../nbs/14_bernoulli.ipynb
-def deputy_purity(deputy, batch_size: int, n_classes: int) -> DeputyPurity:
+def deputy_purity(deputy,           # 'median', 'hardest', a rank k (1 = most similar), a quantile q in (0, 1) or a (lo, hi) band of ranks
+                  batch_size: int,  # images the negatives are ranked in (>= 2): an anchor and batch_size - 1 negatives
+                  n_classes: int,   # balanced classes the images are drawn from (>= 2)
+                 ) -> DeputyPurity:
     "The Bernoulli model's purity of `deputy` (any value `truncated_triplet_loss` accepts) with `batch_size - 1` negatives."
     _check_batch(batch_size, n_classes)
     lo, hi = deputy_band(deputy, batch_size - 1)
@@ -57,7 +68,11 @@ def deputy_purity(deputy, batch_size: int, n_classes: int) -> DeputyPurity:
     return DeputyPurity(p[lo - 1:].mean().item(), p[lo - 1].item())
 
 # %% ../nbs/14_bernoulli.ipynb
-def suggest_deputy(batch_size: int, num_classes: int, clean: float = 0.99, width: int = 9) -> tuple[int, int]:
+def suggest_deputy(batch_size: int,       # images the negatives are ranked in (>= 2): the per-process batch with negatives='local'
+                   num_classes: int,      # balanced classes of the dataset (>= 2), e.g. 1000 for ImageNet, 10 for Fashion-MNIST
+                   clean: float = 0.99,   # the least P(true negative) of the band's first rank, strictly between 0 and 1
+                   width: int = 9,        # ranks in the band (>= 1; 9: the released (2, 10)'s width); clipped at batch_size - 1
+                  ) -> tuple[int, int]:
     "The Bernoulli rule's deputy band (lo, hi): lo is the first rank with P(true negative) >= `clean`, hi = lo + width - 1 (at most batch_size - 1)."
     _check_batch(batch_size, num_classes)
     if not 0 < clean < 1: raise ValueError(f"clean={clean!r}: need a probability strictly between 0 and 1, e.g. 0.99.")
@@ -72,7 +87,10 @@ def suggest_deputy(batch_size: int, num_classes: int, clean: float = 0.99, width
 
 # %% ../nbs/14_bernoulli.ipynb
 @torch.no_grad()
-def true_negative_ranks(pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def true_negative_ranks(pred: torch.Tensor,    # (..., n, d) predictions of one view, the anchors (L2-normalised here)
+                        target: torch.Tensor,  # (..., n, d) targets of the other view: row i is the positive of pred's row i
+                        labels: torch.Tensor,  # (..., n) class labels of the rows (ints)
+                       ) -> torch.Tensor:
     "Bool (..., n, n-1): [i, k-1] is True when row i's rank-k negative (1 = most similar) has another class than row i; leading dims are separate batches."
     sim = F.normalize(pred.float(), dim=-1) @ F.normalize(target.float(), dim=-1).transpose(-1, -2)
     sim.diagonal(dim1=-2, dim2=-1).fill_(-float('inf'))   # the positive sorts last and is dropped
@@ -81,7 +99,9 @@ def true_negative_ranks(pred: torch.Tensor, target: torch.Tensor, labels: torch.
     return ranked != labels.unsqueeze(-1)
 
 # %% ../nbs/14_bernoulli.ipynb
-def measured_purity(deputy, true_negative: torch.Tensor) -> DeputyPurity:
+def measured_purity(deputy,                      # 'median', 'hardest', a rank k, a quantile q in (0, 1) or a (lo, hi) band, as for `deputy_purity`
+                    true_negative: torch.Tensor, # bool (..., n, n-1), `true_negative_ranks`' result
+                   ) -> DeputyPurity:
     "`deputy_purity` measured on a `true_negative_ranks` result, averaged over its rows (and batches)."
     lo, hi = deputy_band(deputy, true_negative.shape[-1])
     band = true_negative[..., lo - 1:hi]

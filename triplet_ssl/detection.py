@@ -38,10 +38,20 @@ def _stages(arch: str, net: nn.Module):
     if arch == 'narrow_resnet': return ['0', '1'], ['3', '4', '5']
     return ['conv1', 'bn1'], ['layer1', 'layer2', 'layer3', 'layer4']
 
-def build_detector(arch: str = 'resnet50', num_classes: int = 20, weights=None, norm: str = 'frozen', freeze_at: int = 0,
-                   fpn_channels: int = 256, min_size: int = 800, max_size: int = 1333,
-                   anchor_sizes=(32, 64, 128, 256, 512), representation_size: int = 1024, masks: bool = False, mask_channels: int = 256,
-                   **rcnn_kwargs) -> FasterRCNN:
+def build_detector(arch: str = 'resnet50',              # a ResNet key of `ARCHS`: 'resnet50', 'resnet18', their '_cifar' variants or 'narrow_resnet'
+                   num_classes: int = 20,               # foreground classes (VOC: 20, COCO: 80); the box predictor adds the background
+                   weights=None,                        # the pretrained backbone: a checkpoint file in any format `read_backbone` reads, or a loaded checkpoint dict; None: random
+                   norm: str = 'frozen',                # 'frozen' (FrozenBatchNorm2d with the weights' statistics), 'bn' (trained BatchNorm) or 'syncbn' (across processes)
+                   freeze_at: int = 0,                  # 0: train every layer; 1: freeze the stem; 2 or more: the stem and the first stage (detectron2's FREEZE_AT)
+                   fpn_channels: int = 256,             # channels of every FPN level
+                   min_size: int = 800,                 # images are resized so their shorter side is this many pixels ...
+                   max_size: int = 1333,                # ... unless the longer side would pass this many
+                   anchor_sizes=(32, 64, 128, 256, 512),  # anchor side in pixels per FPN level, finest first: one per stage + 1 (ResNets 5, narrow_resnet 4)
+                   representation_size: int = 1024,    # width of the box head's two fully connected layers
+                   masks: bool = False,                 # True: a Mask R-CNN (box and mask heads); False: a Faster R-CNN
+                   mask_channels: int = 256,            # channels of the mask head's four 3×3 convs (with `masks`)
+                   **rcnn_kwargs,                       # more `FasterRCNN` / `MaskRCNN` arguments, e.g. box_detections_per_img=100
+                  ) -> FasterRCNN:
     """torchvision Faster R-CNN + FPN on `build_backbone(arch)` for `num_classes` foreground classes; with `masks`, Mask R-CNN
     (its mask head: four 3×3 convs of `mask_channels` on 14×14 RoIAlign crops, a deconvolution, per-class 28×28 masks);
     `rcnn_kwargs` go to `FasterRCNN` / `MaskRCNN`."""
@@ -86,9 +96,19 @@ def _trainable(t) -> torch.Tensor:
     b = t['boxes']
     return ~t.get('crowd', torch.zeros(len(t['labels']), dtype=torch.bool)) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
 
-def finetune_detector(model: nn.Module, dataset, steps: int, lr: float = 0.02, batch_size: int = 2, warmup: int = 100,
-                               weight_decay: float = 1e-4, device='cpu', num_workers: int = 0, seed: int = 0, log_every: int = 50,
-                      progress: bool = True) -> list[float]:
+def finetune_detector(model: nn.Module,           # a torchvision detector (`build_detector`), trained in place
+                      dataset,                    # (image, target) pairs, e.g. `VOCDetection`; crowd and zero-size boxes are not trained on
+                      steps: int,                 # SGD steps (the dataset is cycled, reshuffled each pass)
+                      lr: float = 0.02,           # peak learning rate of SGD with momentum 0.9; ×0.1 at 75% and again at 92% of the steps
+                      batch_size: int = 2,        # images per step (the last incomplete batch of a pass is dropped)
+                      warmup: int = 100,          # steps of linear warm-up to `lr`
+                      weight_decay: float = 1e-4, # SGD weight decay
+                      device='cpu',               # where the model trains, e.g. 'cuda'
+                      num_workers: int = 0,       # data-loader worker processes
+                      seed: int = 0,              # seeds torch: shuffling and the random horizontal flips
+                      log_every: int = 50,        # print the mean loss every this many steps
+                      progress: bool = True,      # print the step, mean loss, lr and elapsed seconds (False: silent)
+                     ) -> list[float]:
     "Train `model` (a torchvision detector) on `dataset` for `steps` SGD steps; returns the per-step total loss."
     torch.manual_seed(seed)
     device = torch.device(device); model.to(device).train()
@@ -117,8 +137,13 @@ def finetune_detector(model: nn.Module, dataset, steps: int, lr: float = 0.02, b
     return losses
 
 @torch.no_grad()
-def predict(model: nn.Module, dataset, batch_size: int = 4, device='cpu', num_workers: int = 0) -> tuple[list[dict], list[dict]]:
-    "`model`'s detections (boxes, scores, labels on the CPU) for every image of `dataset`, and the dataset's targets."
+def predict(model: nn.Module,       # a torchvision detector (left in eval mode on `device`)
+            dataset,                # (image, target) pairs, e.g. `VOCDetection(root, 'test')`
+            batch_size: int = 4,    # images per forward pass
+            device='cpu',           # where the model runs
+            num_workers: int = 0,   # data-loader worker processes
+           ) -> tuple[list[dict], list[dict]]:
+    "`model`'s detections (boxes, scores, labels, and a Mask R-CNN's masks, on the CPU) for every image of `dataset`, and the dataset's targets."
     device = torch.device(device); model.to(device).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=_collate, num_workers=num_workers)
     preds, targets = [], []
@@ -127,8 +152,15 @@ def predict(model: nn.Module, dataset, batch_size: int = 4, device='cpu', num_wo
         targets += list(tg)
     return preds, targets
 
-def evaluate_detector(model: nn.Module, dataset, num_classes: int, method: str = 'coco', batch_size: int = 4,
-                      device='cpu', num_workers: int = 0, iou_type: str = 'bbox') -> dict:
+def evaluate_detector(model: nn.Module,        # a torchvision detector (left in eval mode on `device`)
+                      dataset,                 # (image, target) pairs, e.g. `CocoDetection` or `VOCDetection(root, 'test')`
+                      num_classes: int,        # foreground classes (labels 1..num_classes)
+                      method: str = 'coco',    # 'coco' (COCOeval), 'voc07' (VOC devkit, 11-point) or 'area' (VOC devkit, area)
+                      batch_size: int = 4,     # images per forward pass
+                      device='cpu',            # where the model runs
+                      num_workers: int = 0,    # data-loader worker processes
+                      iou_type: str = 'bbox',  # 'bbox' (box AP) or 'segm' (mask AP of a Mask R-CNN, method='coco')
+                     ) -> dict:
     """`detection_ap` of `model` on `dataset`: COCOeval's numbers, or with `method='voc07'` the VOC devkit's (VOC07 test);
     `iou_type='segm'`: mask AP of a Mask R-CNN on a dataset with masks (`CocoDetection(..., masks=True)`)."""
     return detection_ap(*predict(model, dataset, batch_size, device, num_workers), num_classes, method, iou_type=iou_type)

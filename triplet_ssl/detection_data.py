@@ -24,7 +24,11 @@ def _read_image(path) -> torch.Tensor:
 
 class VOCDetection(torch.utils.data.Dataset):
     "A VOC-format split: ImageSets/Main/{split}.txt, JPEGImages/{id}.jpg, Annotations/{id}.xml."
-    def __init__(self, root, split: str = 'trainval', classes=VOC_CLASSES):
+    def __init__(self,
+                 root,                      # a VOC folder such as VOCdevkit/VOC2007, holding ImageSets/Main/, JPEGImages/ and Annotations/
+                 split: str = 'trainval',   # the image ids listed in ImageSets/Main/{split}.txt: 'trainval', 'train', 'val' or 'test'
+                 classes=VOC_CLASSES,       # class names in label order: label k + 1 is classes[k] (0: background); another name is an error
+                ):
         self.root, self.classes = Path(root), tuple(classes)
         ids_file = self.root / 'ImageSets' / 'Main' / f'{split}.txt'
         if not ids_file.is_file():
@@ -51,7 +55,10 @@ class VOCDetection(torch.utils.data.Dataset):
     def __len__(self): return len(self.ids)
     def __getitem__(self, i): return _read_image(self.root / 'JPEGImages' / f'{self.ids[i]}.jpg'), self.targets[i]
 
-def coco_mask(segmentation, height: int, width: int) -> np.ndarray:
+def coco_mask(segmentation,  # an annotation's `segmentation`: a list of polygons [x1, y1, x2, y2, ...], or an RLE dict
+              height: int,   # the image's height in pixels
+              width: int,    # the image's width in pixels
+             ) -> np.ndarray:
     "An annotation's mask (uint8 H×W) from any of COCO's encodings: polygons, uncompressed RLE (crowds) or compressed RLE."
     from pycocotools import mask as M
     if isinstance(segmentation, list): rle = M.merge(M.frPyObjects(segmentation, height, width))
@@ -63,7 +70,11 @@ class CocoDetection(torch.utils.data.Dataset):
     """A COCO-format annotation json over `image_dir`: targets keep COCO's image_id, area and iscrowd for COCOeval, and every
     box COCO keeps (zero-width or zero-height ones too: they count as ground truth in COCOeval). With `masks`, each item's target
     also has `masks` (uint8 N×H×W, decoded when the item is read: `target(i)`)."""
-    def __init__(self, image_dir, annotation_file, masks: bool = False):
+    def __init__(self,
+                 image_dir,            # the folder of the images the json's `file_name`s name, e.g. val2017/
+                 annotation_file,      # a COCO instances json, e.g. annotations/instances_val2017.json
+                 masks: bool = False,  # also give each target the objects' `masks` (needs segmentations and image height/width)
+                ):
         self.image_dir, ann, self.masks = Path(image_dir), Path(annotation_file), masks
         if not ann.is_file(): raise FileNotFoundError(f"Annotation file {str(ann)!r} does not exist (e.g. annotations/instances_val2017.json).")
         data = json.loads(ann.read_text())
@@ -115,8 +126,15 @@ def _voc_xml(image_id: str, size: int, objects) -> str:
             f"</database><annotation>write_synthetic_voc</annotation></source><size><width>{size}</width><height>{size}</height>"
             f"<depth>3</depth></size><segmented>0</segmented>{obj}</annotation>")
 
-def write_synthetic_voc(root, n_train: int = 200, n_test: int = 50, size: int = 64, max_objects: int = 2, seed: int = 0,
-                        classes=SHAPES, difficult: float = 0.0) -> Path:
+def write_synthetic_voc(root,                     # the folder written (created): Annotations/, JPEGImages/, ImageSets/Main/{trainval,test}.txt
+                        n_train: int = 200,       # images of the 'trainval' split
+                        n_test: int = 50,         # images of the 'test' split
+                        size: int = 64,           # side of the square images, in pixels
+                        max_objects: int = 2,     # shapes per image are 1..max_objects
+                        seed: int = 0,            # numpy seed: the same seed writes the same images and boxes
+                        classes=SHAPES,           # the class names written; class k is drawn as SHAPES[k % 2]
+                        difficult: float = 0.0,   # share of the objects marked difficult, in [0, 1]
+                       ) -> Path:
     """Write a VOC-format dataset (splits 'trainval' and 'test') of `size`×`size` JPEGs with 1..max_objects filled shapes.
     Class k of `classes` is drawn as SHAPES[k % 2]; a share `difficult` of the objects is marked difficult."""
     from PIL import Image, ImageDraw
@@ -142,8 +160,14 @@ def write_synthetic_voc(root, n_train: int = 200, n_test: int = 50, size: int = 
 # %% ../nbs/16_detection_data.ipynb
 SYNTHETIC_COCO_CATEGORIES = ({'id': 2, 'name': 'rectangle', 'supercategory': 'shape'}, {'id': 5, 'name': 'ellipse', 'supercategory': 'shape'})
 
-def write_synthetic_coco(root, splits=None, size: int = 64, max_objects: int = 3, crowd: float = 0.2, seed: int = 0,
-                         categories=SYNTHETIC_COCO_CATEGORIES) -> Path:
+def write_synthetic_coco(root,                                  # the folder written (created): annotations/instances_{split}.json and {split}/*.jpg
+                         splits=None,                           # {split name: image count}; None: {'train2017': 16, 'val2017': 8}
+                         size: int = 64,                        # side of the square images, in pixels
+                         max_objects: int = 3,                  # shapes per image are 1..max_objects (a crowd region besides)
+                         crowd: float = 0.2,                    # chance that an image also gets a crowd region (iscrowd=1, uncompressed RLE)
+                         seed: int = 0,                         # numpy seed: the same seed writes the same images and annotations
+                         categories=SYNTHETIC_COCO_CATEGORIES,  # COCO category dicts (id, name, optional supercategory); k-th by id drawn as SHAPES[k % 2]
+                        ) -> Path:
     """Write a COCO-format instance-segmentation set under `root`: for each `splits` entry (name -> image count; default
     train2017: 16, val2017: 8) `annotations/instances_{name}.json` and `{name}/*.jpg`. Category k (in id order) is drawn as
     SHAPES[k % 2]; a share `crowd` of the images also get a crowd region."""

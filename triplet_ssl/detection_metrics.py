@@ -16,7 +16,10 @@ IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2))
 AP_METHODS = ('coco', 'voc07', 'area')
 COCO_STATS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl')
 
-def interpolated_ap(tp, num_gt: int, method: str = 'voc07') -> float:
+def interpolated_ap(tp,                      # per detection, in descending score order: 1 true positive, 0 false positive
+                    num_gt: int,             # ground-truth boxes to find (difficult ones left out); 0: the AP is NaN
+                    method: str = 'voc07',   # 'voc07': the 11-point average (VOC2007 test); 'area': area under the precision envelope (VOC2010+)
+                   ) -> float:
     """The VOC devkit's AP of a detection list sorted by descending score (`tp`: 1 true / 0 false positive) against `num_gt`
     boxes: `'voc07'` averages the best precision at recall >= t for t in `np.arange(0, 1.1, 0.1)`, `'area'` integrates it."""
     if method not in ('voc07', 'area'):
@@ -102,7 +105,10 @@ def _masks(d, what: str, i: int):
     if 'masks' not in d: raise ValueError(f"iou_type='segm' needs `masks` in every {what}; {what}[{i}] has none.")
     return d['masks']
 
-def coco_ground_truth(targets, num_classes: int, iou_type: str = 'bbox') -> dict:
+def coco_ground_truth(targets,                # one dict per image: boxes (N, 4) x1, y1, x2, y2 in pixels, labels 1..num_classes; optional ignore, crowd, area, image_id, masks
+                      num_classes: int,       # foreground classes: the category ids 1..num_classes
+                      iou_type: str = 'bbox', # 'bbox'; 'segm': also each object's `masks` (N×H×W) as RLE and each image's height and width
+                     ) -> dict:
     """`targets` as a COCO instances dict: image ids from `image_id` (else the position), boxes as x, y, w, h,
     `iscrowd` from `crowd` (else `ignore`, so VOC's difficult boxes become crowd regions), `area` if given (COCO's mask
     area) else the box's, category ids = labels; with `iou_type='segm'` each object's `masks` as RLE `segmentation` and
@@ -123,7 +129,10 @@ def coco_ground_truth(targets, num_classes: int, iou_type: str = 'bbox') -> dict
     return dict(images=images, annotations=anns,
                 categories=[dict(id=c, name=str(c)) for c in range(1, num_classes + 1)])
 
-def coco_results(predictions, image_ids, iou_type: str = 'bbox') -> list[dict]:
+def coco_results(predictions,            # one dict per image: boxes (N, 4) x1, y1, x2, y2, scores (N,), labels (N,); `masks` for 'segm'
+                 image_ids,              # the COCO image id of each entry of `predictions`, in the same order
+                 iou_type: str = 'bbox', # 'bbox': boxes as x, y, w, h; 'segm': masks as compressed RLE instead
+                ) -> list[dict]:
     """`predictions` as COCO's result list: image_id, category_id, score and `bbox` (x, y, w, h), or with `iou_type='segm'`
     `segmentation` (RLE of `masks`, thresholded at 0.5 if probabilities) as COCO's segm results format has it."""
     out = []
@@ -157,8 +166,14 @@ def _coco_ap(predictions, targets, num_classes, iou_thresholds, max_dets, iou_ty
         out[name] = [float(p[:, k][p[:, k] > -1].mean() * 100) if (p[:, k] > -1).any() else float('nan') for k in range(num_classes)]
     return out
 
-def detection_ap(predictions: list[dict], targets: list[dict], num_classes: int, method: str = 'coco',
-                 iou_thresholds=IOU_THRESHOLDS, max_dets: int = 100, iou_type: str = 'bbox') -> dict:
+def detection_ap(predictions: list[dict],       # one dict per image: boxes (N, 4) x1, y1, x2, y2 in pixels, scores (N,), labels (N,) in 1..num_classes
+                 targets: list[dict],           # one dict per image, in the same order: boxes, labels; optional ignore, crowd, area, image_id, masks
+                 num_classes: int,              # foreground classes (labels 1..num_classes; 0 is the background)
+                 method: str = 'coco',          # 'coco' (pycocotools' COCOeval), 'voc07' (VOC devkit, 11-point) or 'area' (VOC devkit, area): `AP_METHODS`
+                 iou_thresholds=IOU_THRESHOLDS, # IoU thresholds the AP averages over (COCO's 0.50:0.05:0.95); AP50 / AP75 need 0.5 / 0.75 among them
+                 max_dets: int = 100,           # COCO only: the highest-scoring detections per image kept for AP and the last AR (the VOC rule keeps all)
+                 iou_type: str = 'bbox',        # 'bbox' (box AP) or 'segm' (mask AP, COCO only): `IOU_TYPES`
+                ) -> dict:
     """AP (percent) of `predictions` against `targets`, one dict per image. `predictions[i]`: boxes (x1, y1, x2, y2),
     scores, labels (1..num_classes); `targets[i]`: boxes, labels, optionally `ignore` (VOC difficult), `crowd`, `area`,
     `image_id`. `method='coco'`: pycocotools' COCOeval (AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l, per-class AP);

@@ -45,7 +45,9 @@ def register_res5_extra_norm():
     ROI_HEADS_REGISTRY.register(Res5ROIHeadsExtraNorm)
     return Res5ROIHeadsExtraNorm
 
-def detectron2_config(config_file, opts=()):
+def detectron2_config(config_file,  # a detectron2 YAML config, e.g. configs/detectron2/authors_voc_R_50_C4.yaml
+                      opts=(),      # detectron2 overrides as a flat KEY VALUE sequence, e.g. ('SOLVER.IMS_PER_BATCH', '8')
+                     ):
     "The detectron2 config `train` runs: `get_cfg()` (with our RoI head registered) + `merge_from_file` + `opts` (KEY VALUE ...)."
     _require_detectron2()
     from detectron2.config import get_cfg
@@ -78,7 +80,14 @@ def _detectron2_job(config_file, weights, output_dir, opts, eval_only):
     trainer.resume_or_load(resume=False)
     return trainer.train()
 
-def detectron2_train(config_file, weights, output_dir, datasets_root=None, num_gpus: int = 1, opts=(), eval_only: bool = False):
+def detectron2_train(config_file,             # a detectron2 YAML config, e.g. configs/detectron2/authors_voc_R_50_C4.yaml
+                     weights,                 # MODEL.WEIGHTS: the backbone `export_detectron2` wrote (.pkl); with `eval_only`, the trained model
+                     output_dir,              # detectron2's OUTPUT_DIR: its checkpoints, log and evaluation results
+                     datasets_root=None,      # the folder holding coco/, VOC2007/, VOC2012/ (sets DETECTRON2_DATASETS); None: detectron2's default
+                     num_gpus: int = 1,       # processes launched on this machine, one per GPU
+                     opts=(),                 # detectron2 overrides as a flat KEY VALUE sequence, e.g. ('SOLVER.IMS_PER_BATCH', '8')
+                     eval_only: bool = False, # evaluate `weights` on the config's test sets without training
+                    ):
     "Fine-tune (or with eval_only, evaluate) a detectron2 model from `config_file` initialised with `weights` (.pkl)."
     _require_detectron2()
     for path, what in ((config_file, 'config'), (weights, 'weights')):
@@ -90,7 +99,9 @@ def detectron2_train(config_file, weights, output_dir, datasets_root=None, num_g
     return launch(_detectron2_job, num_gpus, dist_url='auto', args=(str(config_file), str(weights), str(output_dir), list(opts), eval_only))
 
 # %% ../nbs/18_detectron2.ipynb
-def main(argv=None):
+def main(argv=None,  # the command's arguments (after the program name); None: sys.argv[1:]
+        ):
+    "Command line: `export` a checkpoint's backbone as a detectron2 .pkl, or `train` with detectron2 (`python -m triplet_ssl.detectron2_runner --help`)."
     import argparse
     from triplet_ssl.cli import ArgparseHelp
     p = argparse.ArgumentParser(prog='python -m triplet_ssl.detectron2_runner', description='Detection transfer: detectron2 export and training.',

@@ -28,14 +28,20 @@ _NAME = re.compile(r'^(?P<id>\d+|0000others)_c(?P<cam>\d+)_(?P<n>\d+)\.(?:jpe?g|
 
 class ReidSplit:
     "Image paths with their identities (0: distractor) and cameras, sorted by path."
-    def __init__(self, paths, ids, cams):
+    def __init__(self,
+                 paths,  # the image files, one per image (put in path order here, ids and cams with them)
+                 ids,    # each image's identity (an int; 0: a distractor)
+                 cams,   # each image's camera number (the c<camera> of its file name)
+                ):
         order = np.argsort(np.asarray(paths, dtype=str), kind='stable')
         self.paths = [paths[i] for i in order]
         self.ids, self.cams = np.asarray(ids, dtype=np.int64)[order], np.asarray(cams, dtype=np.int64)[order]
     def __len__(self): return len(self.paths)
     def __repr__(self): return f"ReidSplit({len(self)} images, {len(set(self.ids.tolist()) - {0})} identities, {int((self.ids == 0).sum())} distractors)"
 
-def parse_reid_folder(folder, allow_distractors: bool) -> ReidSplit:
+def parse_reid_folder(folder,                   # query/ or gallery/ of SYSU-30k's test set: <ID>/<ID>_c<camera>_<n>.jpg per identity
+                      allow_distractors: bool,  # accept 0000others/ (identity 0): True for the gallery, False for the query
+                     ) -> ReidSplit:
     "Read `folder`/<ID>/<ID>_c<cam>_<n>.jpg (and, if allowed, 0000others/) strictly."
     folder = Path(folder)
     if not folder.is_dir(): raise FileNotFoundError(f"{str(folder)!r} does not exist: expected the SYSU-30k test folder's query/ or gallery/.")
@@ -57,7 +63,8 @@ def parse_reid_folder(folder, allow_distractors: bool) -> ReidSplit:
     if not paths: raise ValueError(f"{folder} holds no images.")
     return ReidSplit(paths, ids, cams)
 
-def sysu30k_test(root) -> tuple[ReidSplit, ReidSplit]:
+def sysu30k_test(root,  # the unpacked sysu_test_set_all/ (holding query/ and gallery/) or the folder holding it
+                ) -> tuple[ReidSplit, ReidSplit]:
     "The (query, gallery) of SYSU-30k's test set; `root` is sysu_test_set_all/ or a folder holding it."
     root = Path(root)
     if (root / 'sysu_test_set_all').is_dir(): root = root / 'sysu_test_set_all'
@@ -66,7 +73,12 @@ def sysu30k_test(root) -> tuple[ReidSplit, ReidSplit]:
     return parse_reid_folder(root / 'query', allow_distractors=False), parse_reid_folder(root / 'gallery', allow_distractors=True)
 
 # %% ../nbs/19_reid.ipynb
-def write_synthetic_sysu30k(root, n_ids: int = 4, n_distractors: int = 20, size=(32, 16), seed: int = 0) -> Path:
+def write_synthetic_sysu30k(root,                     # the folder sysu_test_set_all/ is written under (created)
+                            n_ids: int = 4,           # identities, each with a query and two gallery images
+                            n_distractors: int = 20,  # random images in gallery/0000others/
+                            size=(32, 16),            # (height, width) of every image, in pixels
+                            seed: int = 0,            # numpy seed: the same seed writes the same pixels
+                           ) -> Path:
     "A tiny sysu_test_set_all/ under `root`: per identity a query (c2), its match (c1) and a junk copy (c2); random distractors."
     from PIL import Image
     rng, test = np.random.default_rng(seed), Path(root) / 'sysu_test_set_all'
@@ -98,7 +110,11 @@ class ReidImages(Dataset):
     """Images at `paths`, decoded as RGB, resized to `size` (h, w) and normalised with ImageNet's statistics. `'bicubic'`:
     PIL's bicubic resize of the decoded image (the authors' `transforms.Resize((256, 128), interpolation=3)`); `'bilinear'`:
     an antialiased bilinear resize of the uint8 tensor."""
-    def __init__(self, paths, size=REID_SIZE, interpolation: str = 'bicubic'):
+    def __init__(self,
+                 paths,                           # the image files, in the order of the items
+                 size=REID_SIZE,                  # (height, width) the images are resized to; REID_SIZE: (256, 128)
+                 interpolation: str = 'bicubic',  # 'bicubic' (PIL, the authors' protocol) or 'bilinear' (antialiased, on the uint8 tensor)
+                ):
         if interpolation not in ('bicubic', 'bilinear'): raise ValueError(f"Unknown interpolation {interpolation!r}; choose 'bicubic' or 'bilinear'.")
         self.paths, self.size, self.interpolation = list(paths), tuple(size), interpolation
     def __len__(self): return len(self.paths)
@@ -109,7 +125,10 @@ class ReidImages(Dataset):
         return TF.normalize(x.float() / 255, IMAGENET_MEAN, IMAGENET_STD)
 
 @torch.no_grad()
-def flip_features(net: nn.Module, x: torch.Tensor, formula: str = 'authors') -> torch.Tensor:
+def flip_features(net: nn.Module,           # the backbone: (n, 3, h, w) images to (n, d) pooled features
+                  x: torch.Tensor,           # (n, 3, h, w) normalised images on the network's device
+                  formula: str = 'authors',  # 'authors': normalize(normalize(g(x)) + g(flip x)); 'sum': normalize(g(x) + g(flip x))
+                 ) -> torch.Tensor:
     """Flip-augmented features in float32: `'authors'` normalize(normalize(g(x)) + g(flip x)) (their test script normalises
     inside its loop over the two views), `'sum'` normalize(g(x) + g(flip x))."""
     a, b = net(x).float(), net(x.flip(-1)).float()
@@ -151,8 +170,12 @@ def extract_reid_features(net: nn.Module,          # the backbone (put in eval m
     return np.load(out_file, mmap_mode='r')
 
 # %% ../nbs/19_reid.ipynb
-def scoring_memory_bytes(n_queries: int, dim: int = 2048, block_size: int = 32768, query_chunk: int = 1024,
-                         stored_bytes: int = 4) -> int:
+def scoring_memory_bytes(n_queries: int,            # queries scored (SYSU-30k: 1000)
+                         dim: int = 2048,           # feature dimension (ResNet-50's pooled features: 2048)
+                         block_size: int = 32768,   # gallery rows scored at once, as `reid_metrics`' block_size
+                         query_chunk: int = 1024,   # queries scored at once, as `reid_metrics`' query_chunk
+                         stored_bytes: int = 4,     # bytes per stored feature value: 4 (float32) or 2 (float16)
+                        ) -> int:
     "Peak bytes `reid_metrics` holds besides the model: a gallery block (as stored and as float32), the query chunk, scores and masks."
     q = min(n_queries, query_chunk)
     return block_size * dim * (stored_bytes + 4) + q * dim * 4 + q * block_size * (4 + 1 + 1)
@@ -259,7 +282,8 @@ def evaluate_sysu30k(net: nn.Module,            # the backbone (pooled features)
     return result
 
 # %% ../nbs/19_reid.ipynb
-def main(argv=None):
+def main(argv=None,  # the command's arguments (after the program name); None: sys.argv[1:]
+        ):
     "Command line: SYSU-30k rank-1/5/10 and mAP of a checkpoint's backbone (`python -m triplet_ssl.reid --help`)."
     import argparse, sys
     from triplet_ssl.cli import ArgparseHelp
