@@ -188,6 +188,7 @@ def check_parameter_table(out: Path, name: str):
     described = {r[0]: r[3] for r in rows[1:]}
     assert list(described) == [p['name'] for p in params_of(getattr(importlib.import_module(f'triplet_ssl.{module}'), attr))]
     assert all(described.values()), (name, [k for k, v in described.items() if not v])
+    assert not [r for r in rows[1:] if 'DefaultValue' in r[1]], (name, 'a type read from a default Sphinx kept as source text')
 
 
 @pytest.mark.parametrize('name', ENTRY_POINTS)

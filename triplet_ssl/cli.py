@@ -4,13 +4,13 @@
 
 # %% ../nbs/07_cli.ipynb 3
 from __future__ import annotations
-import argparse, dataclasses, difflib, importlib, inspect, shutil, sys, textwrap, types
+import argparse, ast, dataclasses, difflib, importlib, inspect, shutil, sys, textwrap, types
 from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto 0
-__all__ = ['KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'params_of', 'show_value', 'key_value_note', 'format_help', 'ArgparseHelp',
-           'did_you_mean', 'check_parameters', 'asset', 'presets', 'preset_path', 'kernel_parent_watch']
+__all__ = ['KEY_VALUE_NOTE', 'PACKAGE', 'type_name', 'default_type', 'params_of', 'show_value', 'key_value_note', 'format_help',
+           'ArgparseHelp', 'did_you_mean', 'check_parameters', 'asset', 'presets', 'preset_path', 'kernel_parent_watch']
 
 # %% ../nbs/07_cli.ipynb
 def type_name(anno,  # an annotation: a type, a union, a string (postponed), or empty
@@ -30,6 +30,14 @@ def _importable(obj):
         return getattr(importlib.import_module(spec.name), obj.__qualname__, obj)
     return obj
 
+def default_type(default,  # an unannotated parameter's default (or Sphinx's `DefaultValue` holding its source text)
+                ) -> str:
+    "The type an unannotated parameter shows: its default's class; `any` for None or a default that is not a literal."
+    if type(default).__name__ == 'DefaultValue':   # Sphinx's autodoc_preserve_defaults keeps a default as its source text
+        try: default = ast.literal_eval(default.name)
+        except (ValueError, SyntaxError): return 'any'
+    return 'any' if default is None else type(default).__name__
+
 def params_of(obj,  # a dataclass, a function or a class whose __init__ carries the comments
              ) -> list[dict]:
     "Name, type, default and description of each field of a dataclass (or parameter of a function): the comment beside it, read by fastcore's `docments`."
@@ -39,7 +47,9 @@ def params_of(obj,  # a dataclass, a function or a class whose __init__ carries 
         from fastcore.docments import _docments
         kw = _docments(obj, args_kwargs=True)
         docs = {k: {**d, 'docment': kw[k]['docment'] if k in kw else d['docment']} for k, d in docs.items()}
-    return [dict(name=name, type=type_name(d['anno']), default=d['default'], doc=(d['docment'] or '').strip())
+    typed = lambda d: default_type(d['default']) if d['default'] is not inspect.Parameter.empty and d['anno'] is type(d['default']) \
+        else type_name(d['anno'])   # unannotated: docments gives the default's class
+    return [dict(name=name, type=typed(d), default=d['default'], doc=(d['docment'] or '').strip())
             for name, d in docs.items() if name != 'return']
 
 # %% ../nbs/07_cli.ipynb
