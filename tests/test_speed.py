@@ -1,6 +1,6 @@
 """Fast by default on every route (issue 22), checked by behaviour, never by timing (bench/entry_points.py and
 bench/trainer_overhead.py print the measured ratios): the OpenMP policy comes from the package, a notebook that imported
-torch first gets threads sized for its loader workers, importing the trainer pulls in no compiler stack, and a script that
+torch first gets its idle OpenMP threads quieted (`distributed.quiet_openmp`) and keeps every core, importing the trainer pulls in no compiler stack, and a script that
 keeps a run's persistent loader workers alive until the interpreter exits still exits."""
 import os, subprocess, sys
 
@@ -22,15 +22,17 @@ def test_the_package_sets_passive_waiting_before_torch_loads():
 
 
 def test_torch_imported_first_then_a_run_kept_alive_until_exit(tmp_path):
-    """A notebook's order (torch first: OpenMP already spinning) gets one thread less per loader worker; a script holding the
+    """A notebook's order (torch first: OpenMP already read its spinning default) gets an idle OpenMP team parked, which makes
+    GNU OpenMP's waits passive, and keeps every core for the model step; a script holding the
     `Pretraining` object, its persistent worker alive, exits (multiprocessing's exit handler waited forever for it before)."""
     params = dict(TINY, batch_size=64, num_workers=1, device='cpu', out_dir=str(tmp_path / 'run'))
     code = ("import os, contextlib, torch\nbefore = torch.get_num_threads()\n"
             "from triplet_ssl.train import Config, Pretraining\n"
             f"run = Pretraining(Config(**{params!r}), False, contextlib.ExitStack())\n"
             "batches = iter(run.data.loader); next(batches); next(batches)\n"
-            "print(before, torch.get_num_threads(), len(os.sched_getaffinity(0)), run.data.loader._iterator._workers[0].is_alive())")
+            "import threading; parked = any(t.name == 'triplet_ssl-openmp-park' for t in threading.enumerate())\n"
+            "print(before, torch.get_num_threads(), len(os.sched_getaffinity(0)), run.data.loader._iterator._workers[0].is_alive(), parked)")
     r = python(code, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    before, threads, cores, alive = r.stdout.split()
-    assert alive == 'True' and int(threads) == max(1, min(int(cores) - 1, int(before))), r.stdout
+    before, threads, cores, alive, parked = r.stdout.split()
+    assert alive == 'True' and parked == 'True' and int(threads) == min(int(cores), int(before)), r.stdout

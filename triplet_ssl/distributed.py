@@ -11,7 +11,7 @@ import torch.distributed as dist
 # %% auto 0
 __all__ = ['init_distributed', 'is_main', 'world_size', 'barrier', 'all_reduce_mean', 'free_port', 'launch', 'shard',
            'all_gather_uneven', 'all_reduce_sum', 'gather_shards', 'GlooSyncBatchNorm', 'convert_sync_batchnorm',
-           'cpu_threads']
+           'quiet_openmp', 'cpu_threads']
 
 # %% ../nbs/03_distributed.ipynb
 def _restart_store(world: int) -> dict:
@@ -164,14 +164,42 @@ def convert_sync_batchnorm(module: nn.Module,      # a network holding BatchNorm
     return module
 
 # %% ../nbs/03_distributed.ipynb
+def _cores() -> int: return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+def _libgomp() -> str | None:
+    "The path of the GNU OpenMP runtime this process loaded (torch's own copy on Linux), or None."
+    try: maps = open('/proc/self/maps').read()
+    except OSError: return None
+    return next((line.split(None, 5)[-1] for line in maps.splitlines() if '/libgomp' in line), None)
+
+_PARKED = []   # the daemon thread holding the idle OpenMP team, once parked
+
+def quiet_openmp() -> bool:
+    """Make OpenMP's idle threads sleep instead of spin, even when torch was loaded before `triplet_ssl` set
+    OMP_WAIT_POLICY=PASSIVE: parks an idle team of cores + 1 threads, so GNU OpenMP throttles every spin to 100 rounds.
+    True when idle threads sleep (PASSIVE was read, or the team is parked); False for another OpenMP runtime, or when the
+    user set OMP_WAIT_POLICY or GOMP_SPINCOUNT themselves (their choice stands)."""
+    import ctypes, threading, triplet_ssl
+    if triplet_ssl.OMP_PASSIVE or _PARKED: return True
+    path = _libgomp()
+    if path is None or os.environ.get('OMP_WAIT_POLICY') or os.environ.get('GOMP_SPINCOUNT'): return False
+    omp, ready = ctypes.CDLL(path), threading.Event()   # the runtime already loaded: dlopen returns the same one
+    def park():
+        torch.ones(1 << 16).add_(1)                     # torch sets this thread's OpenMP thread count to its own...
+        omp.omp_set_num_threads(_cores() + 1)           # ...then this thread alone asks for more threads than CPUs
+        torch.ones(1 << 22).add_(1)                     # one parallel region: the team, idle from now on
+        ready.set(); threading.Event().wait()
+    thread = threading.Thread(target=park, name='triplet_ssl-openmp-park', daemon=True)
+    thread.start(); ready.wait(60); _PARKED.append(thread)
+    return True
+
 def cpu_threads(num_workers: int,              # data-loader worker processes of this training process
                 local_processes: int = 1,      # training processes sharing this machine's cores
-                passive: bool | None = None,   # OpenMP's idle threads sleep; None: what `import triplet_ssl` found
+                passive: bool | None = None,   # OpenMP's idle threads sleep; None: `quiet_openmp()`'s answer
                ) -> int:
     """Intra-op threads for a CPU training process: its share of the cores, less one per loader worker when OpenMP's idle
-    threads spin (`passive` False: torch was loaded without OMP_WAIT_POLICY=PASSIVE); never more than torch has now."""
-    import triplet_ssl
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
-    share = max(1, cores // local_processes)
-    if not (triplet_ssl.OMP_PASSIVE if passive is None else passive): share = max(1, share - num_workers)
+    threads spin (`passive` False: torch was loaded without OMP_WAIT_POLICY=PASSIVE and `quiet_openmp` could not help);
+    never more than torch has now."""
+    share = max(1, _cores() // local_processes)
+    if not (quiet_openmp() if passive is None else passive): share = max(1, share - num_workers)
     return min(share, torch.get_num_threads())
