@@ -53,8 +53,9 @@ def build_model(cfg: Config, channels: int) -> SiameseSSL:
     backbone = build_backbone(cfg.arch, channels)
     if cfg.method == 'triplet':
         return TripletSSL(backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.deputy, cfg.gamma, cfg.margin,
-                          cfg.negatives, cfg.mining_groups)
-    return build_ssl(cfg.method, backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.temperature, cfg.queue_size)
+                          cfg.negatives, cfg.mining_groups, cfg.projector_bn)
+    return build_ssl(cfg.method, backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.temperature, cfg.queue_size,
+                     cfg.projector_bn, cfg.symmetric_loss)
 
 # %% ../nbs/11_train.ipynb
 def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[float, float]:
@@ -225,7 +226,7 @@ def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, di
     the loss's diagnostics averaged over the processes (with `defer_sync`, on GPUs: device tensors, read at log steps), and whether
     any process was asked to stop (one all-reduce)."""
     cfg, d = self.cfg, self.data
-    self.lr, self.momentum = lr_at(self.step, d.total_steps, d.warmup_steps, cfg.lr), momentum_schedule(self.step, d.total_steps, cfg.base_momentum)
+    self.lr, self.momentum = lr_at(self.step, d.total_steps, d.warmup_steps, cfg.lr), momentum_schedule(self.step, d.total_steps, cfg.base_momentum, cfg.momentum_schedule)
     for g in self.opt.param_groups: g['lr'] = self.lr
     total, stats = torch.zeros((), device=self.device, dtype=torch.float64), {}   # float64: the logged loss, exact enough to compare runs
     for micro in range(cfg.accum_steps):
