@@ -179,7 +179,8 @@ def _coerce(name: str, value, annotation: str, default):
 
 def config_fields() -> list[str]: return [f.name for f in dataclasses.fields(Config)]
 
-def config_dict(cfg: Config) -> dict:
+def config_dict(cfg: Config,  # the run's parameters
+               ) -> dict:
     "The config as plain YAML/JSON/weights-only-loadable values."
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
@@ -192,11 +193,17 @@ def _yaml_error(e: yaml.YAMLError, where: str, text: str) -> str:
     line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ''
     return f"{where}, line {mark.line + 1}: not valid YAML ({problem}) in {line.strip()!r}."
 
-def coerce_fields(obj):
+def coerce_fields(obj,  # a dataclass instance whose fields hold raw values (strings from YAML or a shell, ints for floats)
+                 ):
     "Every field of dataclass `obj` as its declared type, or a ValueError naming the key, the value and the fix."
     for f in dataclasses.fields(obj): setattr(obj, f.name, _coerce(f.name, getattr(obj, f.name), f.type, f.default))
 
-def read_params(cls, path=None, overrides=(), extra=(), **kwargs) -> dict:
+def read_params(cls,             # the dataclass whose fields are the valid keys (`Config`, `EvalConfig`)
+                path=None,       # a YAML file of key: value; None: none
+                overrides=(),    # `key=value` strings (values parsed as YAML), applied after the file
+                extra=(),        # further keys accepted and returned though not fields (the launch keys)
+                **kwargs,        # values set last, over the file and the overrides
+               ) -> dict:
     """Parameters for dataclass `cls`: a YAML file, then `key=value` strings (values parsed as YAML), then keyword
     arguments; keys that are neither fields of `cls` nor in `extra` are refused, naming where each came from, with the closest field as a hint."""
     params, source = {}, {}
@@ -234,7 +241,9 @@ def load_config(path=None,      # a YAML file of parameter: value (None: only th
     return Config(**{k: v for k, v in params.items() if k not in LAUNCH_KEYS})
 
 # %% ../nbs/08_config.ipynb
-def pretrain_arguments(argv: list[str], usage: str) -> tuple[Path | None, list[str]]:
+def pretrain_arguments(argv: list[str],  # the command's arguments: [CONFIG.yaml or a preset's name] [key=value ...], or --help
+                       usage: str,        # the usage line(s) `--help` prints first
+                      ) -> tuple[Path | None, list[str]]:
     """The config file (a path or a preset's name) and `key=value` overrides of the pretraining command, checked without
     torch: `--help` prints the parameters and exits; a missing file, an unknown key or a mistyped value exits with one `error:` line."""
     from triplet_ssl.cli import format_help, preset_path   # torch-free, as this module is
