@@ -17,7 +17,7 @@ __all__ = ['CHOICES', 'LAUNCH_KEYS', 'CONFIG_GROUPS', 'Config', 'config_fields',
 # %% ../nbs/08_config.ipynb
 CHOICES = dict(method=('triplet', 'byol', 'simclr', 'mocov2'),   # triplet_ssl.models.METHODS (tested below)
                precision=('auto', 'fp32', 'bf16', 'fp16', 'fp64'), optimizer=('sgd', 'lars'), negatives=('local', 'global'),
-               bad_images=('fail', 'skip'))
+               bad_images=('fail', 'skip'), momentum_schedule=('cosine', 'constant'))   # the last: models.MOMENTUM_SCHEDULES
 LAUNCH_KEYS = ('gpus', 'nodes', 'node_rank', 'master_addr', 'master_port')
 
 @dataclass
@@ -34,6 +34,7 @@ class Config:
     proj_hidden: int = 512          # projector hidden width (paper: 4096)
     proj_dim: int = 128             # projection size (paper: 256)
     pred_hidden: int = 512          # predictor hidden width (paper: 4096)
+    projector_bn: bool = True       # BN after the projector's hidden layer (paper, BYOL, SimCLR); false: Linear-ReLU-Linear, MoCo v2's head
     deputy: object = (2, 10)        # 'median', 'hardest', rank k, quantile q, or a (lo, hi) band
     gamma: float = 2.0             # weight of the positive distance in the hinge max(0, gamma*d_ap - d_deputy + margin)
     margin: float = 100.0          # margin of that hinge (distances lie in [-2, 2]: at 100 it never switches off)
@@ -41,6 +42,7 @@ class Config:
     mining_groups: int = 1          # mine within this many equal groups of each batch (emulates per-GPU mining)
     temperature: float | None = None  # simclr / mocov2 only; None: 0.5 for SimCLR, 0.2 for MoCo v2
     queue_size: int = 4096          # mocov2 only: keys in the queue (MoCo v2 on ImageNet: 65536)
+    symmetric_loss: bool = True     # mocov2: both directions, 2N keys enqueued per step (the objective-only comparison); false: MoCo v2's own, view 1's queries against view 2's keys, N enqueued
     epochs: int = 2                 # passes over the pretraining images
     max_steps: int | None = None    # cap on optimizer steps (the schedules follow the cap)
     batch_size: int = 256           # images per process per micro-batch
@@ -50,7 +52,8 @@ class Config:
     sgd_momentum: float = 0.9       # the optimizer's momentum (SGD and LARS)
     weight_decay: float = 1e-5      # not applied to biases and BN parameters
     warmup_epochs: float = 0.1      # epochs of linear learning-rate warm-up before the cosine decay
-    base_momentum: float = 0.99     # EMA momentum at step 0, rising to 1 along a cosine
+    base_momentum: float = 0.99     # EMA momentum at step 0, rising to 1 along a cosine (paper: 0.99, BYOL: 0.996, MoCo: 0.999)
+    momentum_schedule: str = 'cosine'  # 'cosine': base_momentum rising to 1 (paper, BYOL); 'constant': base_momentum at every step (MoCo)
     multires: bool = False          # resize online views to 96..224 and target views to 128..224, one size per batch
     online_sizes: tuple = (96, 224) # multires: (min, max) side of the online views
     target_sizes: tuple = (128, 224)  # multires: (min, max) side of the target views
@@ -118,6 +121,9 @@ class Config:
         elif self.negatives != 'local' or self.mining_groups != 1:
             raise ValueError(f"negatives={self.negatives!r} and mining_groups={self.mining_groups} apply to method='triplet' only, "
                              f"not {self.method!r}; leave them at 'local' and 1.")
+        if not self.symmetric_loss and self.method != 'mocov2':
+            raise ValueError(f"symmetric_loss=False (MoCo v2's one direction per step) applies to method='mocov2' only, not {self.method!r}; "
+                             "leave it true (the paper, BYOL and SimCLR use both directions).")
         if self.temperature is not None and not self.temperature > 0: raise ValueError(f"temperature must be > 0, got {self.temperature!r}.")
         for name in ('online_sizes', 'target_sizes'):
             lo_hi = getattr(self, name)
@@ -125,10 +131,10 @@ class Config:
 
 CONFIG_GROUPS = {   # --help and the README's parameter table: Config's fields by what they set
     'data': ['dataset', 'data_dir', 'train_size', 'image_size', 'bad_images'],
-    'method and network': ['method', 'arch', 'sync_bn', 'proj_hidden', 'proj_dim', 'pred_hidden'],
-    'loss': ['deputy', 'gamma', 'margin', 'negatives', 'mining_groups', 'temperature', 'queue_size'],
+    'method and network': ['method', 'arch', 'sync_bn', 'proj_hidden', 'proj_dim', 'pred_hidden', 'projector_bn'],
+    'loss': ['deputy', 'gamma', 'margin', 'negatives', 'mining_groups', 'temperature', 'queue_size', 'symmetric_loss'],
     'schedule': ['epochs', 'max_steps', 'batch_size', 'accum_steps', 'optimizer', 'lr', 'sgd_momentum', 'weight_decay',
-                 'warmup_epochs', 'base_momentum'],
+                 'warmup_epochs', 'base_momentum', 'momentum_schedule'],
     'speed': ['multires', 'online_sizes', 'target_sizes', 'precision', 'channels_last', 'device_augment', 'compile',
               'num_workers', 'device'],
     'evaluation': ['knn_k', 'knn_t', 'knn_bank_size', 'knn_test_size', 'knn_every', 'online_linear', 'online_linear_lr'],
@@ -173,7 +179,8 @@ def _coerce(name: str, value, annotation: str, default):
 
 def config_fields() -> list[str]: return [f.name for f in dataclasses.fields(Config)]
 
-def config_dict(cfg: Config) -> dict:
+def config_dict(cfg: Config,  # the run's parameters
+               ) -> dict:
     "The config as plain YAML/JSON/weights-only-loadable values."
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
@@ -186,11 +193,17 @@ def _yaml_error(e: yaml.YAMLError, where: str, text: str) -> str:
     line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ''
     return f"{where}, line {mark.line + 1}: not valid YAML ({problem}) in {line.strip()!r}."
 
-def coerce_fields(obj):
+def coerce_fields(obj,  # a dataclass instance whose fields hold raw values (strings from YAML or a shell, ints for floats)
+                 ):
     "Every field of dataclass `obj` as its declared type, or a ValueError naming the key, the value and the fix."
     for f in dataclasses.fields(obj): setattr(obj, f.name, _coerce(f.name, getattr(obj, f.name), f.type, f.default))
 
-def read_params(cls, path=None, overrides=(), extra=(), **kwargs) -> dict:
+def read_params(cls,             # the dataclass whose fields are the valid keys (`Config`, `EvalConfig`)
+                path=None,       # a YAML file of key: value; None: none
+                overrides=(),    # `key=value` strings (values parsed as YAML), applied after the file
+                extra=(),        # further keys accepted and returned though not fields (the launch keys)
+                **kwargs,        # values set last, over the file and the overrides
+               ) -> dict:
     """Parameters for dataclass `cls`: a YAML file, then `key=value` strings (values parsed as YAML), then keyword
     arguments; keys that are neither fields of `cls` nor in `extra` are refused, naming where each came from, with the closest field as a hint."""
     params, source = {}, {}
@@ -228,7 +241,9 @@ def load_config(path=None,      # a YAML file of parameter: value (None: only th
     return Config(**{k: v for k, v in params.items() if k not in LAUNCH_KEYS})
 
 # %% ../nbs/08_config.ipynb
-def pretrain_arguments(argv: list[str], usage: str) -> tuple[Path | None, list[str]]:
+def pretrain_arguments(argv: list[str],  # the command's arguments: [CONFIG.yaml or a preset's name] [key=value ...], or --help
+                       usage: str,        # the usage line(s) `--help` prints first
+                      ) -> tuple[Path | None, list[str]]:
     """The config file (a path or a preset's name) and `key=value` overrides of the pretraining command, checked without
     torch: `--help` prints the parameters and exits; a missing file, an unknown key or a mistyped value exits with one `error:` line."""
     from triplet_ssl.cli import format_help, preset_path   # torch-free, as this module is

@@ -11,8 +11,9 @@ from torch import nn
 from .losses import truncated_triplet_loss
 
 # %% auto 0
-__all__ = ['ARCHS', 'METHODS', 'METHOD_DEFAULTS', 'narrow_resnet', 'build_backbone', 'timm_backbone', 'check_arch', 'mlp',
-           'momentum_schedule', 'SiameseSSL', 'TripletSSL', 'BYOL', 'nt_xent', 'SimCLR', 'MoCoV2', 'build_ssl']
+__all__ = ['ARCHS', 'MOMENTUM_SCHEDULES', 'METHODS', 'METHOD_DEFAULTS', 'narrow_resnet', 'build_backbone', 'timm_backbone',
+           'check_arch', 'mlp', 'momentum_schedule', 'SiameseSSL', 'TripletSSL', 'BYOL', 'nt_xent', 'SimCLR', 'MoCoV2',
+           'build_ssl']
 
 # %% ../nbs/04_models.ipynb
 def _torchvision_resnet(name, channels, cifar_stem):
@@ -26,7 +27,9 @@ def _torchvision_resnet(name, channels, cifar_stem):
     net.fc = nn.Identity()
     return net
 
-def narrow_resnet(channels: int = 1, width: int = 32) -> nn.Module:
+def narrow_resnet(channels: int = 1,  # input image channels (1: Fashion-MNIST, 3: RGB)
+                  width: int = 32,    # channels of the first stage (w); the stages are w, 2w, 4w, so features are 4w-d
+                 ) -> nn.Module:
     "A small ResNet (a 3×3 stem, then three stride-2 BasicBlocks of width w, 2w, 4w) that trains fast on a CPU."
     from torchvision.models.resnet import BasicBlock
     def block(cin, cout, stride):
@@ -46,7 +49,9 @@ ARCHS = {
     'narrow_resnet': lambda channels: narrow_resnet(channels),
 }
 
-def build_backbone(arch: str, channels: int = 3) -> nn.Module:
+def build_backbone(arch: str,          # a key of `ARCHS` ('narrow_resnet', 'resnet18', 'resnet50', '*_cifar'), or 'timm:<name>'
+                   channels: int = 3,  # input image channels (1 or 3)
+                  ) -> nn.Module:
     "The backbone `arch` (a key of `ARCHS`, or 'timm:<name>': timm's model, see below) for `channels`-channel images; it has a `feature_dim` attribute."
     if check_arch(arch).startswith('timm:'): return timm_backbone(arch.removeprefix('timm:'), channels)
     return ARCHS[arch](channels)
@@ -54,7 +59,9 @@ def build_backbone(arch: str, channels: int = 3) -> nn.Module:
 # %% ../nbs/04_models.ipynb
 import difflib
 
-def timm_backbone(name: str, channels: int = 3) -> nn.Module:
+def timm_backbone(name: str,          # a timm model name (`timm.list_models()`), e.g. 'resnet50', 'vit_small_patch16_224'
+                  channels: int = 3,  # input image channels (1 or 3)
+                 ) -> nn.Module:
     "timm's model `name`: random weights, no classifier (the pooled feature), `channels` input channels, a `feature_dim` attribute."
     timm = _import_timm(f'timm:{name}')
     kw = dict(pretrained=False, num_classes=0, in_chans=channels)
@@ -68,7 +75,8 @@ def _import_timm(arch: str):
     except ImportError: raise ValueError(f"arch={arch!r} needs timm, which is not installed: pip install 'triplet-ssl[timm]' (or pip install timm).") from None
     return timm
 
-def check_arch(arch: str) -> str:
+def check_arch(arch: str,  # the backbone name to check: a key of `ARCHS`, or 'timm:<name>'
+              ) -> str:
     "`arch` if it names a backbone this package builds (a key of `ARCHS`, or 'timm:<name>' of a timm model), else a ValueError naming the fix."
     if not isinstance(arch, str): raise ValueError(f"arch must be a string, got {arch!r}; choose one of {sorted(ARCHS)} or 'timm:<name>'.")
     if not arch.startswith('timm:'):
@@ -82,13 +90,25 @@ def check_arch(arch: str) -> str:
     return arch
 
 # %% ../nbs/04_models.ipynb
-def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
-    "Linear → BN → ReLU → Linear: the paper's projector and predictor."
-    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
+def mlp(in_dim: int,      # input features (the backbone's `feature_dim`, or the projection size for the predictor)
+        hidden_dim: int,  # width of the hidden layer (paper: 4096)
+        out_dim: int,     # output features (paper: 256)
+        bn: bool = True,  # BN after the hidden Linear (paper, BYOL, SimCLR); False: Linear → ReLU → Linear (MoCo v2's head)
+       ) -> nn.Sequential:
+    "Linear → BN → ReLU → Linear: the paper's projector and predictor (without BN: MoCo v2's MLP head)."
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), *([nn.BatchNorm1d(hidden_dim)] if bn else []), nn.ReLU(inplace=True),
                          nn.Linear(hidden_dim, out_dim))
 
-def momentum_schedule(step: int, total_steps: int, base: float) -> float:
-    "EMA momentum at optimizer step `step` of `total_steps`: from `base` up to 1 along a cosine."
+MOMENTUM_SCHEDULES = ('cosine', 'constant')
+
+def momentum_schedule(step: int,                # optimizer steps taken so far (0-based)
+                      total_steps: int,         # optimizer steps of the whole run (K)
+                      base: float,              # momentum at step 0, in [0, 1] (paper: 0.99, BYOL: 0.996, MoCo: 0.999)
+                      schedule: str = 'cosine', # 'cosine': from `base` up to 1 (paper, BYOL); 'constant': `base` at every step (MoCo)
+                     ) -> float:
+    "EMA momentum at optimizer step `step` of `total_steps`: from `base` up to 1 along a cosine, or `base` throughout."
+    if schedule == 'constant': return base
+    if schedule != 'cosine': raise ValueError(f"Unknown momentum schedule {schedule!r}; choose one of {list(MOMENTUM_SCHEDULES)}.")
     return 1 - (1 - base) * (math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)) + 1) / 2
 
 # %% ../nbs/04_models.ipynb
@@ -96,10 +116,17 @@ def _resize(v, s): return v if s is None or s == v.shape[-1] else F.interpolate(
 
 class SiameseSSL(nn.Module):
     "Online backbone + projector (+ predictor), an optional EMA target backbone + projector; subclasses define `loss`."
-    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, pred_hidden: int | None,
-                 predictor: bool = True, target: bool = True):
+    def __init__(self,
+                 backbone: nn.Module,         # the online encoder, with a `feature_dim` attribute (`build_backbone`)
+                 proj_hidden: int,            # projector hidden width (paper: 4096)
+                 proj_dim: int,               # projection size (paper: 256)
+                 pred_hidden: int | None,     # predictor hidden width (paper: 4096); unused without a predictor
+                 predictor: bool = True,      # a predictor MLP on the online side (triplet, BYOL); False: the identity
+                 target: bool = True,         # an EMA copy of backbone + projector (triplet, BYOL, MoCo's key encoder); False: none (SimCLR)
+                 projector_bn: bool = True,   # BN after the projector's hidden layer; False: MoCo v2's Linear-ReLU-Linear head
+                ):
         super().__init__()
-        self.backbone, self.projector = backbone, mlp(backbone.feature_dim, proj_hidden, proj_dim)
+        self.backbone, self.projector = backbone, mlp(backbone.feature_dim, proj_hidden, proj_dim, bn=projector_bn)
         self.predictor = mlp(proj_dim, pred_hidden, proj_dim) if predictor else nn.Identity()
         self.target_network = copy.deepcopy(nn.Sequential(self.backbone, self.projector)).requires_grad_(False) if target else None
 
@@ -123,9 +150,19 @@ class SiameseSSL(nn.Module):
 
 class TripletSSL(SiameseSSL):
     "Online backbone + projector + predictor, an EMA target backbone + projector, and the symmetric truncated triplet loss."
-    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, pred_hidden: int,
-                 deputy, gamma: float, margin: float, negatives: str, mining_groups: int):
-        super().__init__(backbone, proj_hidden, proj_dim, pred_hidden)
+    def __init__(self,
+                 backbone: nn.Module,        # the online encoder, with a `feature_dim` attribute (`build_backbone`)
+                 proj_hidden: int,           # projector hidden width (paper: 4096)
+                 proj_dim: int,              # projection size (paper: 256)
+                 pred_hidden: int,           # predictor hidden width (paper: 4096)
+                 deputy,                     # the negative each row is compared with: 'median', 'hardest', rank k, quantile q or a (lo, hi) band (`00_losses`)
+                 gamma: float,               # weight of the positive distance in max(0, gamma*d_ap - d_deputy + margin) (paper: 2)
+                 margin: float,              # margin of that hinge (paper: 100; distances lie in [-2, 2])
+                 negatives: str,             # 'local': mine within this process's batch (paper); 'global': among all processes' targets
+                 mining_groups: int,         # mine within this many equal groups of the batch (emulates that many GPUs' local mining)
+                 projector_bn: bool = True,  # BN after the projector's hidden layer (paper); False: Linear-ReLU-Linear
+                ):
+        super().__init__(backbone, proj_hidden, proj_dim, pred_hidden, projector_bn=projector_bn)
         self.loss_kw = dict(deputy=deputy, gamma=gamma, margin=margin, negatives=negatives)
         self.mining_groups = mining_groups
 
@@ -150,11 +187,20 @@ class TripletSSL(SiameseSSL):
 # %% ../nbs/04_models.ipynb
 class BYOL(SiameseSSL):
     "BYOL: the same network as `TripletSSL`; the loss regresses the normalised prediction onto the normalised target."
-    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, pred_hidden: int):
-        super().__init__(backbone, proj_hidden, proj_dim, pred_hidden)
+    def __init__(self,
+                 backbone: nn.Module,        # the online encoder, with a `feature_dim` attribute (`build_backbone`)
+                 proj_hidden: int,           # projector hidden width (BYOL: 4096)
+                 proj_dim: int,              # projection size (BYOL: 256)
+                 pred_hidden: int,           # predictor hidden width (BYOL: 4096)
+                 projector_bn: bool = True,  # BN after the projector's hidden layer (BYOL's); False: Linear-ReLU-Linear
+                ):
+        super().__init__(backbone, proj_hidden, proj_dim, pred_hidden, projector_bn=projector_bn)
     def loss(self, pred, target): return (2 - 2 * F.cosine_similarity(pred.float(), target.float(), dim=1)).mean()
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+def nt_xent(z1: torch.Tensor,      # (n, d) projections of view 1 (normalised here)
+            z2: torch.Tensor,      # (n, d) projections of view 2, row i the same image as z1's row i
+            temperature: float,    # τ > 0 dividing the cosine similarities (SimCLR on CIFAR-10: 0.5)
+           ) -> torch.Tensor:
     "SimCLR's loss: each of the 2n projections must pick its other view among the other 2n − 1."
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     n = len(z1)
@@ -163,8 +209,14 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 
 class SimCLR(SiameseSSL):
     "SimCLR: backbone + projector, no predictor and no target; NT-Xent between the two views' projections."
-    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, temperature: float):
-        super().__init__(backbone, proj_hidden, proj_dim, None, predictor=False, target=False)
+    def __init__(self,
+                 backbone: nn.Module,        # the encoder, with a `feature_dim` attribute (`build_backbone`)
+                 proj_hidden: int,           # projector hidden width
+                 proj_dim: int,              # projection size
+                 temperature: float,         # NT-Xent's τ > 0
+                 projector_bn: bool = True,  # BN after the projector's hidden layer (SimCLR's); False: Linear-ReLU-Linear
+                ):
+        super().__init__(backbone, proj_hidden, proj_dim, None, predictor=False, target=False, projector_bn=projector_bn)
         self.temperature = temperature
     def forward(self, v1, v2, online_size: int | None = None, target_size: int | None = None):
         return nt_xent(self.online(v1, online_size), self.online(v2, online_size), self.temperature)
@@ -175,10 +227,20 @@ from .distributed import all_gather_uneven
 
 class MoCoV2(SiameseSSL):
     """MoCo v2: queries from the online backbone + projector, keys from its EMA, InfoNCE against a queue of past keys.
-    On several processes every process enqueues the keys of all of them (the global batch, in rank order)."""
-    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, queue_size: int, temperature: float):
-        super().__init__(backbone, proj_hidden, proj_dim, None, predictor=False)
-        self.temperature = temperature
+    On several processes every process enqueues the keys of all of them (the global batch, in rank order). `symmetric`:
+    both directions and both views' keys (2N per step, the objective-only comparison); else MoCo v2's own: queries of view 1,
+    keys of view 2, N keys enqueued per step."""
+    def __init__(self,
+                 backbone: nn.Module,        # the query encoder, with a `feature_dim` attribute; its EMA copy encodes the keys
+                 proj_hidden: int,           # MLP head hidden width (MoCo v2: 2048)
+                 proj_dim: int,              # key and query size (MoCo v2: 128)
+                 queue_size: int,            # K, keys kept as negatives (MoCo v2 on ImageNet: 65536)
+                 temperature: float,         # InfoNCE's τ > 0 (MoCo v2: 0.2)
+                 projector_bn: bool = True,  # BN after the head's hidden layer; False: MoCo v2's Linear-ReLU-Linear
+                 symmetric: bool = True,     # both directions, 2N keys enqueued per step; False: MoCo v2's one direction, N keys
+                ):
+        super().__init__(backbone, proj_hidden, proj_dim, None, predictor=False, projector_bn=projector_bn)
+        self.temperature, self.symmetric = temperature, symmetric
         self.register_buffer('queue', F.normalize(torch.randn(queue_size, proj_dim), dim=1))
         self.register_buffer('queue_ptr', torch.zeros((), dtype=torch.long))
 
@@ -188,6 +250,11 @@ class MoCoV2(SiameseSSL):
         return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
     def forward(self, v1, v2, online_size: int | None = None, target_size: int | None = None):
+        if not self.symmetric:   # MoCo v2's step: one InfoNCE, q from view 1 against k from view 2; N keys enqueued
+            k2 = self.target(v2, target_size)
+            loss = self.loss(self.online(v1, online_size), k2)
+            if self.training: self._enqueue(k2)
+            return loss
         k1, k2 = self.target(v1, target_size), self.target(v2, target_size)
         loss = self.loss(self.online(v1, online_size), k2) + self.loss(self.online(v2, online_size), k1)
         if self.training: self._enqueue(torch.cat([k1, k2]))
@@ -210,12 +277,20 @@ class MoCoV2(SiameseSSL):
 METHODS = {'triplet': TripletSSL, 'byol': BYOL, 'simclr': SimCLR, 'mocov2': MoCoV2}
 METHOD_DEFAULTS = {'simclr': dict(temperature=0.5), 'mocov2': dict(temperature=0.2)}   # SimCLR's CIFAR value, MoCo v2's
 
-def build_ssl(method: str, backbone: nn.Module, proj_hidden: int, proj_dim: int, pred_hidden: int,
-              temperature: float | None, queue_size: int) -> SiameseSSL:
+def build_ssl(method: str,                  # 'byol', 'simclr' or 'mocov2'
+              backbone: nn.Module,          # the online encoder, with a `feature_dim` attribute (`build_backbone`)
+              proj_hidden: int,             # projector hidden width
+              proj_dim: int,                # projection size
+              pred_hidden: int,             # predictor hidden width (BYOL only)
+              temperature: float | None,    # SimCLR's / MoCo's τ; None: the method's (`METHOD_DEFAULTS`: 0.5, 0.2)
+              queue_size: int,              # MoCo's queue length K (mocov2 only)
+              projector_bn: bool = True,    # BN after the projector's hidden layer; False: Linear-ReLU-Linear (MoCo v2's head)
+              symmetric_loss: bool = True,  # mocov2: both directions, 2N keys a step; False: MoCo v2's one direction, N keys
+             ) -> SiameseSSL:
     """The baseline network of `method`: 'byol', 'simclr' or 'mocov2' (the values come from `Config`, which checked them;
     the paper's network is `TripletSSL` itself). `temperature` None: the method's (`METHOD_DEFAULTS`)."""
     t = METHOD_DEFAULTS.get(method, {}).get('temperature') if temperature is None else temperature
-    if method == 'byol': return BYOL(backbone, proj_hidden, proj_dim, pred_hidden)
-    if method == 'simclr': return SimCLR(backbone, proj_hidden, proj_dim, t)
-    if method == 'mocov2': return MoCoV2(backbone, proj_hidden, proj_dim, queue_size, t)
+    if method == 'byol': return BYOL(backbone, proj_hidden, proj_dim, pred_hidden, projector_bn)
+    if method == 'simclr': return SimCLR(backbone, proj_hidden, proj_dim, t, projector_bn)
+    if method == 'mocov2': return MoCoV2(backbone, proj_hidden, proj_dim, queue_size, t, projector_bn, symmetric_loss)
     raise ValueError(f"build_ssl builds the baselines {[m for m in METHODS if m != 'triplet']}, not {method!r} (the paper's network: TripletSSL).")

@@ -35,26 +35,34 @@ from .interop import init_from_checkpoint
 __all__ = ['multires_sizes', 'autocast_dtype', 'build_model', 'PretrainData', 'build_data', 'Pretraining', 'train', 'run', 'main']
 
 # %% ../nbs/11_train.ipynb
-def multires_sizes(cfg: Config, step: int, micro: int) -> tuple[int | None, int | None]:
+def multires_sizes(cfg: Config,  # the run's parameters: multires, online_sizes, target_sizes, seed
+                   step: int,    # the optimizer step (0-based)
+                   micro: int,   # the micro-batch within the step (0 .. accum_steps - 1)
+                  ) -> tuple[int | None, int | None]:
     "Online and target input sizes for this micro-batch (None, None when multires is off)."
     if not cfg.multires: return None, None
     g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 1009 + micro)
     return tuple(int(torch.randint(lo, hi + 1, (1,), generator=g)) for lo, hi in (cfg.online_sizes, cfg.target_sizes))
 
-def autocast_dtype(precision: str, device: torch.device):
+def autocast_dtype(precision: str,        # 'auto', 'fp32', 'bf16', 'fp16' or 'fp64' (`Config.precision`)
+                   device: torch.device,   # where the model runs ('auto' is bf16 only on a CUDA device that supports it)
+                  ):
     "The autocast dtype, or None for fp32. 'auto' is bf16 on GPUs that support it; on CPUs fp32 (bf16 training measured slower on ours)."
     if precision == 'fp16': return torch.float16
     if precision == 'bf16': return torch.bfloat16
     if precision == 'auto' and device.type == 'cuda' and torch.cuda.is_bf16_supported(): return torch.bfloat16
     return None
 
-def build_model(cfg: Config, channels: int) -> SiameseSSL:
+def build_model(cfg: Config,   # the run's parameters: method, arch, the head sizes and the loss's settings
+                channels: int, # input image channels (1 for Fashion-MNIST, 3 for RGB)
+               ) -> SiameseSSL:
     "The siamese network `cfg` describes (weights drawn from the global RNG): a `TripletSSL` or a baseline of `cfg.method`."
     backbone = build_backbone(cfg.arch, channels)
     if cfg.method == 'triplet':
         return TripletSSL(backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.deputy, cfg.gamma, cfg.margin,
-                          cfg.negatives, cfg.mining_groups)
-    return build_ssl(cfg.method, backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.temperature, cfg.queue_size)
+                          cfg.negatives, cfg.mining_groups, cfg.projector_bn)
+    return build_ssl(cfg.method, backbone, cfg.proj_hidden, cfg.proj_dim, cfg.pred_hidden, cfg.temperature, cfg.queue_size,
+                     cfg.projector_bn, cfg.symmetric_loss)
 
 # %% ../nbs/11_train.ipynb
 def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[float, float]:
@@ -72,18 +80,22 @@ def _knn_eval(model, cfg, knn_data, device, dtype, probe=None) -> float | tuple[
 @dataclass
 class PretrainData:
     "The pretraining loader and the lengths the schedules follow; the kNN bank and queries, unaugmented."
-    views: Augmented
-    sampler: ResumableSampler
-    loader: DataLoader
+    views: Augmented           # the pretraining images, each giving two seeded augmented views
+    sampler: ResumableSampler  # this process's share of each global batch, resumable mid-epoch
+    loader: DataLoader         # micro-batches of `batch_size` (view 1, view 2), labels
     on_device: list | None     # device_augment: the two per-sample pipelines run on the device
-    steps_per_epoch: int
-    total_steps: int
-    warmup_steps: int
-    global_batch: int
+    steps_per_epoch: int       # optimizer steps per epoch (micro-batches // accum_steps)
+    total_steps: int           # optimizer steps of the run (epochs × steps_per_epoch, or max_steps if fewer)
+    warmup_steps: int          # learning-rate warm-up steps (warmup_epochs × steps_per_epoch, rounded)
+    global_batch: int          # images per optimizer step: batch_size × processes × accum_steps
     knn: tuple                 # (bank, queries, number of classes)
     num_classes: int | None    # of the pretraining images' labels, for the online linear probe (online_linear only)
 
-def build_data(cfg: Config, rank: int, world: int, device: torch.device) -> PretrainData:
+def build_data(cfg: Config,           # the run's parameters: dataset, sizes, batch_size, accum_steps, epochs, kNN subsets
+               rank: int,             # this process's rank (0 .. world - 1)
+               world: int,            # processes in the run
+               device: torch.device,  # where the on-device augmentation runs (device_augment)
+              ) -> PretrainData:
     "The pretraining set with seeded per-sample views, each global batch split across the processes; the kNN sets."
     info = dataset_info(cfg.dataset)
     size, ch, mean, std = cfg.image_size or info['size'], info['channels'], info['mean'], info['std']
@@ -108,7 +120,11 @@ def build_data(cfg: Config, rank: int, world: int, device: torch.device) -> Pret
 class Pretraining:
     """One pretraining run as a few steps, each on one screen: set-up (`__init__`), `fit`, `train_one_epoch`,
     `train_step`, `end_epoch` (kNN, the epoch's row) and `checkpoint`. `train(cfg)` is `Pretraining(cfg, ...).fit()`."""
-    def __init__(self, cfg: Config, progress: bool, cleanup: contextlib.ExitStack):
+    def __init__(self,
+                 cfg: Config,                     # every parameter of the run
+                 progress: bool,                  # a tqdm bar over each epoch's steps (process 0)
+                 cleanup: contextlib.ExitStack,   # releases the run folder's lock and the metric writers however the run ends
+                ):
         self.cfg, self.progress, self.cleanup = cfg, progress, cleanup
         self.rank, self.world, self.device = init_distributed(cfg.device)
         self.main = self.rank == 0
@@ -225,7 +241,7 @@ def train_step(self: Pretraining, batches, stop: StopRequest) -> tuple[float, di
     the loss's diagnostics averaged over the processes (with `defer_sync`, on GPUs: device tensors, read at log steps), and whether
     any process was asked to stop (one all-reduce)."""
     cfg, d = self.cfg, self.data
-    self.lr, self.momentum = lr_at(self.step, d.total_steps, d.warmup_steps, cfg.lr), momentum_schedule(self.step, d.total_steps, cfg.base_momentum)
+    self.lr, self.momentum = lr_at(self.step, d.total_steps, d.warmup_steps, cfg.lr), momentum_schedule(self.step, d.total_steps, cfg.base_momentum, cfg.momentum_schedule)
     for g in self.opt.param_groups: g['lr'] = self.lr
     total, stats = torch.zeros((), device=self.device, dtype=torch.float64), {}   # float64: the logged loss, exact enough to compare runs
     for micro in range(cfg.accum_steps):
@@ -364,7 +380,9 @@ def run(cfg: Config,                     # every parameter of the run
            master_addr=master_addr, master_port=master_port)
     return Path(cfg.out_dir)
 
-def main(argv=None):
+def main(argv: list[str] | None = None,  # [CONFIG.yaml] [key=value ...]; None: sys.argv[1:]
+        ):
+    "The pretraining command (`python -m triplet_ssl.train`, `triplet-ssl-train`): a bad argument or a failed run exits with one `error:` line."
     path, overrides = pretrain_arguments(sys.argv[1:] if argv is None else argv, _USAGE)   # --help, bad arguments (08_config); a file or a preset
     try: print(f"run folder: {train(load_config(path, overrides))}")
     except (ValueError, FileNotFoundError, FloatingPointError, RunError) as e: raise SystemExit(f"error: {e}") from None
