@@ -8,7 +8,7 @@ Routes (each a fresh process, each the same run: the CPU demo preset, `max_steps
 - console: the `triplet-ssl-train` console script;
 - api: `train(load_config(...))` from a Python script;
 - kernel: a Jupyter kernel (nbclient) running a notebook that imported torch *before* triplet_ssl (OpenMP's wait policy is
-  then fixed; the trainer sizes its threads instead);
+  then fixed; `triplet_ssl.distributed.quiet_openmp` parks an idle OpenMP team so that GNU OpenMP stops spinning);
 - torchrun: `torchrun --nproc_per_node=1 -m triplet_ssl.train ...`.
 Every route runs without OMP_WAIT_POLICY in its environment (as a user who was never told about it), unless --env is given.
 The rate of a route is its steady training speed: the images of `steps` optimizer steps after the 5th over their time,
