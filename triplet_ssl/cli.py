@@ -171,7 +171,9 @@ def preset_path(name,  # a YAML file, or a preset's name: 'cpu_demo', 'configs/c
     if path.is_file(): return path
     key = str(path.with_suffix('') if path.suffix in ('.yaml', '.yml') else path).removeprefix('configs/')
     if asset('configs', key + '.yaml').is_file(): return asset('configs', key + '.yaml')
-    raise FileNotFoundError(f"Config file {str(name)!r} does not exist, and no preset is named {key!r}. Presets: {', '.join(presets())}.")
+    close = difflib.get_close_matches(key, presets(), 1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ''
+    raise FileNotFoundError(f"Config file {str(name)!r} does not exist, and no preset is named {key!r}{hint}. Presets: {', '.join(presets())}.")
 
 # %% ../nbs/07_cli.ipynb
 import contextlib, os, threading
