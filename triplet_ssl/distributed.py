@@ -183,15 +183,19 @@ def quiet_openmp() -> bool:
     if triplet_ssl.OMP_PASSIVE or _PARKED: return True
     path = _libgomp()
     if path is None or os.environ.get('OMP_WAIT_POLICY') or os.environ.get('GOMP_SPINCOUNT'): return False
-    omp, ready = ctypes.CDLL(path), threading.Event()   # the runtime already loaded: dlopen returns the same one
+    omp, ready, parked = ctypes.CDLL(path), threading.Event(), []   # the runtime already loaded: dlopen returns the same one
     def park():
-        torch.ones(1 << 16).add_(1)                     # torch sets this thread's OpenMP thread count to its own...
-        omp.omp_set_num_threads(_cores() + 1)           # ...then this thread alone asks for more threads than CPUs
-        torch.ones(1 << 22).add_(1)                     # one parallel region: the team, idle from now on
-        ready.set(); threading.Event().wait()
-    thread = threading.Thread(target=park, name='triplet_ssl-openmp-park', daemon=True)
-    thread.start(); ready.wait(60); _PARKED.append(thread)
-    return True
+        try:
+            torch.ones(1 << 16).add_(1)                 # torch sets this thread's OpenMP thread count to its own...
+            omp.omp_set_num_threads(_cores() + 1)       # ...then this thread alone asks for more threads than CPUs
+            torch.ones(1 << 22).add_(1)                 # one parallel region: the team, idle from now on
+            parked.append(threading.current_thread())
+        except Exception: return                        # (a runtime without omp_set_num_threads): nothing parked
+        finally: ready.set()
+        threading.Event().wait()
+    threading.Thread(target=park, name='triplet_ssl-openmp-park', daemon=True).start()
+    ready.wait(60); _PARKED.extend(parked)
+    return bool(parked)
 
 def cpu_threads(num_workers: int,              # data-loader worker processes of this training process
                 local_processes: int = 1,      # training processes sharing this machine's cores
